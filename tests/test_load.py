@@ -1,0 +1,54 @@
+import logging
+
+import pytest
+
+from rag.load import DecodeError, decode, load_file, load_folder
+
+SAMPLE = "重庆人工智能湾区设立200亿元规模的产业基金，模力高地于5月22日正式投用。\n"
+TRADITIONAL = "重慶人工智能馬年加碼，將建“模力高地”人工智能創新孵化生態社區。\n"
+
+
+@pytest.mark.parametrize(
+    "text, encoding",
+    [(SAMPLE, "utf-8"), (SAMPLE, "gb18030"), (TRADITIONAL, "big5"), (SAMPLE, "utf-16"), (TRADITIONAL, "gb18030")],
+)
+def test_decodes_chinese_encodings(text, encoding):
+    decoded, _ = decode(text.encode(encoding))
+    assert decoded == text
+
+
+def test_seed_files_are_decoded_when_reencoded(tmp_path, seeds_dir):
+    original = (seeds_dir / "003_1ec53c7a8ffa1829.txt").read_text(encoding="utf-8")
+    path = tmp_path / "big5.txt"
+    path.write_bytes(original.encode("big5", errors="ignore"))
+    doc = load_file(path)
+    assert doc.encoding == "big5"
+    assert "重慶人工智能馬年加碼" in doc.text
+
+
+def test_binary_is_refused():
+    with pytest.raises(DecodeError):
+        decode(bytes(range(256)) * 20)
+
+
+def test_undecodable_file_is_skipped_with_its_name(tmp_path, caplog):
+    (tmp_path / "good.txt").write_text(SAMPLE, encoding="utf-8")
+    (tmp_path / "broken.txt").write_bytes(bytes(range(256)) * 20)
+    with caplog.at_level(logging.WARNING):
+        result = load_folder(tmp_path)
+    assert [d.file for d in result.documents] == ["good.txt"]
+    assert result.skipped[0][0] == "broken.txt"
+    assert "broken.txt" in caplog.text
+
+
+def test_empty_folder_says_what_to_do(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no .txt or .md files"):
+        load_folder(tmp_path)
+
+
+def test_metadata_of_seed_documents(seed_docs):
+    assert seed_docs["000"].date == "2026-01-10"
+    assert seed_docs["004"].title == "凝聚共识 助力人工智能发展驶入快车道"
+    assert seed_docs["003"].title == "重慶人工智能馬年加碼"
+    assert len(seed_docs["000"].sha256) == 64
+    assert seed_docs["000"].file == "000_c28048898250d032.txt"
