@@ -11,6 +11,8 @@ from pathlib import Path
 
 DEFAULT_DOCS = Path(os.environ.get("RAG_DOCS", "seeds"))
 DEFAULT_INDEX = Path(os.environ.get("RAG_INDEX", "index"))
+DEFAULT_GOLD = Path("eval") / "gold.jsonl"
+DEFAULT_REPORTS = Path("eval") / "reports"
 
 
 class UserError(Exception):
@@ -60,6 +62,42 @@ def _parser() -> argparse.ArgumentParser:
     _add_retrieval(p)
     p.add_argument("--json", action="store_true", help="print hits as JSON")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("ask", help="answer a question with cited sentences")
+    p.add_argument("question")
+    _add_paths(p)
+    _add_retrieval(p)
+    p.add_argument("--answer", choices=["extractive", "llm"], default="extractive",
+                   help="extractive (default, offline) or llm (needs RAG_LLM_BASE_URL and RAG_LLM_MODEL)")
+    p.add_argument("--json", action="store_true", help="print the Answer as JSON")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("calibrate", help="fit the abstention model on a held-apart question set")
+    p.add_argument("--gold", type=Path, default=Path("eval") / "calibration.jsonl",
+                   help="questions in the gold format (default: eval/calibration.jsonl; never the test set)")
+    p.add_argument("--sentences", action="store_true", help="also fit the sentence-scoring weights")
+    _add_paths(p)
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("eval", help="score retrieval and answers on a gold set or a SQuAD-format file")
+    p.add_argument("--gold", type=Path, default=DEFAULT_GOLD, help="gold JSONL file (default: eval/gold.jsonl)")
+    p.add_argument("--squad", type=Path, default=None,
+                   help="SQuAD-format file (CMRC 2018, DRCD) to use as corpus and gold instead of --gold")
+    p.add_argument("--mode", default="bm25,dense,hybrid", help="retrieval modes, comma-separated")
+    p.add_argument("--answer", default="extractive", help="answer modes, comma-separated: extractive,llm")
+    p.add_argument("-k", "--k", type=int, default=10, help="passages retrieved for the retrieval metrics (default 10)")
+    p.add_argument("--answer-k", type=int, default=None, help="passages given to the answerer (default: as `rag ask`)")
+    p.add_argument("--out", type=Path, default=DEFAULT_REPORTS, help="reports folder (default: eval/reports/)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="first N questions (gold) or first N paragraphs and their questions (--squad)")
+    _add_paths(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("chat", help="open the chat page (builds the index first if needed)")
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    _add_paths(p)
+    p.set_defaults(func=cmd_chat)
     return parser
 
 
@@ -81,7 +119,8 @@ def _progress_bar():
     def update(stage: str, done: int, total: int) -> None:
         bar = bars.get(stage)
         if bar is None:
-            bar = bars[stage] = tqdm(total=total, desc=stage, unit="chunk", file=sys.stderr, leave=False)
+            unit = "chunk" if stage == "embed" else "question"
+            bar = bars[stage] = tqdm(total=total, desc=stage, unit=unit, file=sys.stderr, leave=False)
         bar.update(done - bar.n)
         if done >= total:
             bar.close()
@@ -136,6 +175,119 @@ def cmd_search(args: argparse.Namespace) -> int:
               f"chars {hit.chunk.orig_start}-{hit.chunk.orig_end}")
         print("   " + hit.chunk.text.replace("\n", " ")[:160] + ("…" if len(hit.chunk.text) > 160 else ""))
     return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from rag.answer import Answerer
+    from rag.retrieve import RetrievalConfig, check_question
+
+    question = check_question(args.question)
+    index = open_index(args.index, args.docs)
+    answerer = Answerer(index, RetrievalConfig(mode=args.mode, k=args.k))
+    stream = answerer.stream(question, answer_mode=args.answer)
+    answer = None
+    for item in stream:
+        if isinstance(item, str):
+            if not args.json:
+                print(item, end="", flush=True)
+        else:
+            answer = item
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    print()
+    if answer.mode.value == "llm" or answer.notes:
+        # An LLM answer was streamed token by token; show the checked text (bad markers removed).
+        if answer.mode.value == "llm":
+            print(f"\n{answer.text}")
+        for note in answer.notes:
+            print(f"note: {note}", file=sys.stderr)
+    bold, dim, reset = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
+    if answer.citations:
+        print("\n来源 / sources:")
+        for c in answer.citations:
+            print(f"[{c.n}] {c.title} · {c.date or '日期不详'} · {c.file} (chars {c.orig_start}-{c.orig_end})")
+            print(f"    {bold}{c.sentence}{reset}")
+    elif answer.passages:
+        print("\n可能相关 / possibly related:")
+        for hit in answer.passages[:3]:
+            doc = index.documents[hit.chunk.doc_id]
+            print(f"- {doc.title} · {doc.file}: {dim}{hit.chunk.text.replace(chr(10), ' ')[:100]}…{reset}")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from rag.calibrate import calibrate
+
+    index = open_index(args.index, args.docs, strict=True)
+    result = calibrate(index, args.gold, fit_sentences=args.sentences)
+    print(f"fitted on {result['questions']} questions ({result['unanswerable']} unanswerable): "
+          f"abstain below confidence {result['threshold']:.3f}; written to rag/data/answer_calibration.json")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rag import evaluate
+
+    modes = [m.strip() for m in args.mode.split(",") if m.strip()]
+    answers = [a.strip() for a in args.answer.split(",") if a.strip()]
+    common = dict(modes=modes, answer_modes=answers, k=args.k, out_dir=args.out, progress=_progress_bar(),
+                  limit=args.limit, answer_k=args.answer_k)
+    if args.squad is not None:
+        report = evaluate.run_squad_eval(args.squad, **common)
+    else:
+        evaluate.load_gold(args.gold)  # a broken gold file fails before the slow index load
+        index = open_index(args.index, args.docs, strict=True)  # a stale index would score the wrong corpus
+        report = evaluate.run_eval(index, args.gold, **common)
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(evaluate.format_table(report))
+    print(f"report: {report.report_dir / 'report.md'}")
+    is_default = any(r.mode.value == "hybrid" and r.answer_mode.value == "extractive" for r in report.rows)
+    if args.squad is None and args.limit is None and is_default:
+        print(f"summary: {evaluate.write_latest(report, args.out / 'latest.md')}")
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from rag.index import IndexProblem
+    from rag.kb import KnowledgeBase
+
+    kb = KnowledgeBase(args.docs, args.index)
+    if not kb.exists:
+        print(f"no index in {args.index} yet: building it from {args.docs}", file=sys.stderr)
+        _rebuild(kb)
+    else:
+        try:
+            reasons = kb.load()
+        except IndexProblem as exc:
+            print(f"the index cannot be used: {exc}", file=sys.stderr)
+            if not sys.stdin.isatty():
+                print("rebuilding it (no terminal to ask)", file=sys.stderr)
+            elif input("rebuild it now? [Y/n] ").strip().lower() not in ("", "y", "yes"):
+                raise UserError("no usable index: run `rag index` to rebuild it") from None
+            _rebuild(kb)
+        else:
+            if reasons:
+                print(f"the index is stale ({'; '.join(reasons)}): updating it", file=sys.stderr)
+                _rebuild(kb)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {args.host}: anyone who can reach it can ask questions and change the documents",
+              file=sys.stderr)
+    from rag.app import serve
+
+    print(f"问渝 chat page: http://{'127.0.0.1' if args.host == '0.0.0.0' else args.host}:{args.port}  (Ctrl+C to stop)")
+    try:
+        serve(kb, host=args.host, port=args.port)
+    except OSError as exc:
+        raise UserError(f"cannot serve on {args.host}:{args.port} ({exc}): pass another --port") from exc
+    return 0
+
+
+def _rebuild(kb) -> None:
+    report = kb.rebuild(progress=_progress_bar())
+    print(f"indexed {report.documents} documents into {report.chunks} chunks "
+          f"({report.embedded} passages embedded, {report.cached} from cache) in {report.seconds:.1f} s", file=sys.stderr)
 
 
 def _hit_dict(index, hit) -> dict:

@@ -48,6 +48,19 @@ class BM25Index:
         order = np.argsort(-scores, kind="stable")[:k]
         return [(int(i), float(scores[i])) for i in order if scores[i] > 0]
 
+    def knows(self, token: str) -> bool:
+        """True when some indexed chunk contains `token`."""
+        return token in self._retriever.vocab_dict
+
+    def idf(self, token: str) -> float:
+        """Return log((N + 1) / (df + 0.5)) of a normalized token; unseen tokens get the highest value."""
+        if not hasattr(self, "_df"):
+            indptr = np.asarray(self._retriever.scores["indptr"])
+            self._df = np.diff(indptr)
+        column = self._retriever.vocab_dict.get(token)
+        df = int(self._df[column]) if column is not None and column < len(self._df) else 0
+        return float(np.log((self.size + 1) / (df + 0.5)))
+
     def save(self, folder: Path) -> None:
         """Write the index under folder/bm25."""
         self._retriever.save(str(Path(folder) / BM25_FOLDER), show_progress=False)

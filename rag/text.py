@@ -134,8 +134,13 @@ def words(text: str) -> list[str]:
 
 
 def tokenize(text: str) -> list[str]:
-    """Return the search tokens of `text`: normalized jieba words without stopwords or punctuation."""
-    return [w for w in words(text) if w not in _STOPWORDS and _TOKEN_KEEP.search(w)]
+    """Return the search tokens of `text`: normalized jieba words without stopwords or punctuation.
+
+    Search mode also emits the words inside compounds ("产业基金" → 产业, 基金, 产业基金), so a
+    question's shorter word still meets the document's longer one.
+    """
+    tokens = _jieba().lcut_for_search(normalize(text))
+    return [w for w in tokens if w.strip() and w not in _STOPWORDS and _TOKEN_KEEP.search(w)]
 
 
 def bigrams(text: str) -> set[str]:

@@ -1,0 +1,482 @@
+"""Answer a question from retrieved passages: extractive by default, an LLM when configured.
+
+The extractive answerer copies the best one to three sentences of the passages, each with its
+citation, and abstains when the evidence is weak. Sentence vectors come from the index (they were
+embedded at build time), so answering costs one query embedding.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from rag import text as textmod
+from rag.config import AnswerConfig, Settings, load_settings
+from rag.index import Index
+from rag.retrieve import RetrievalConfig, Retriever, check_question, resolve_follow_up
+from rag.types import Answer, AnswerMode, Citation, Hit, Mode
+
+# Question-type cues: what kind of fact the question asks for.
+_NUMBER_Q = re.compile(r"多少|几[个家项台辆所次年成倍万亿%]|多大|多高|多长|多远|多重|规模|比例|比重|占比|金额|数量|增长|增速|"
+                       r"百分|how (many|much|large|big)|what (share|percentage|proportion)", re.I)
+_DATE_Q = re.compile(r"何时|哪天|哪一天|哪年|哪一年|几月|什么时候|什么时间|日期|时间是|\bwhen\b|what (year|date|day)|which (year|date|day)", re.I)
+_ENTITY_Q = re.compile(r"哪家|哪个|哪些|哪所|哪位|哪里|哪座|谁|什么机构|什么公司|什么单位|名称|叫什么|是什么|"
+                       r"\bwho\b|\bwhich\b|\bwhere\b|\bwhat\b.*\bname", re.I)
+_LIST_Q = re.compile(r"哪些|有哪|包括什么|包括哪|列举|分别|几大|\bwhat are\b|\blist\b|\bwhich .+s\b", re.I)
+
+# A quantity: digits (or Chinese numerals) followed by a unit, not a year, month or day.
+_NUMBER = re.compile(r"(\d[\d,.]*|[一二两三四五六七八九十百千万]+)\s*(%|％|倍|成|万亿|亿|万|千|百|余|多)?\s*(?![年月日号])[\u4e00-\u9fff%a-zA-Z]")
+_DATE = re.compile(r"(\d{4}\s*年)?\s*\d{1,2}\s*月(\s*\d{1,2}\s*日)?|\d{4}\s*年|[上下]半年|今年|去年|明年")
+_ENTITY = re.compile(r"[\u4e00-\u9fff]{2,}(公司|集团|大学|学院|研究院|研究所|实验室|中心|委员会|局|厅|部|区|市|县|社区|平台|基金|工厂|园)|"
+                     r"[A-Za-z][A-Za-z0-9]+|(记者|主任|经理|校长|院长|书记|董事长|总经理|委员|专家)[\u4e00-\u9fff]{2,3}")
+
+_SENTENCE_END = re.compile(r"[。！？!?；;…][”’」』）)]*$")
+_ABSTAIN_ZH = "资料中没有找到{topic}的相关信息。"
+_ABSTAIN_EN = "The documents do not contain information about this question."
+
+FEATURES = ("dense", "dense_english", "lexical", "passage_lexical", "bigram", "cue", "unit", "rank", "short", "heading")
+# "多少台机器人" asks for a count of 台: the measure word the answer's number must carry.
+_ASKED_UNIT = re.compile(r"(?:多少|几)\s*(万|亿|千|百)?\s*([^\s\d是的呢吗？?，,。个]|个)(?!什么)")
+_CLAUSE_BREAK = re.compile(r"[，,；;：:]")
+
+
+@dataclass(frozen=True)
+class QuestionProfile:
+    """What a question asks for, derived once per question."""
+
+    text: str
+    tokens: tuple[str, ...]
+    wants_number: bool
+    wants_date: bool
+    wants_entity: bool
+    wants_list: bool
+    unit: str
+    slot: tuple[str, ...]
+    english: bool
+    traditional: bool
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A sentence of a retrieved passage, scored as an answer to the question."""
+
+    hit: Hit
+    start: int  # chunk-local
+    end: int
+    text: str
+    features: dict[str, float]
+    score: float
+
+
+def profile_question(question: str) -> QuestionProfile:
+    """Return the type cues and tokens of a question."""
+    normalized = textmod.normalize(question)
+    letters = sum(1 for c in question if c.isascii() and c.isalpha())
+    english = letters > 0.5 * max(1, sum(1 for c in question if not c.isspace()))
+    wants_date = bool(_DATE_Q.search(normalized))
+    wants_number = bool(_NUMBER_Q.search(normalized)) and not wants_date
+    return QuestionProfile(
+        text=question,
+        tokens=tuple(dict.fromkeys(textmod.tokenize(question))),
+        wants_number=wants_number,
+        wants_date=wants_date,
+        wants_entity=bool(_ENTITY_Q.search(normalized)) and not (wants_number or wants_date),
+        wants_list=bool(_LIST_Q.search(normalized)),
+        unit=_asked_unit(normalized),
+        slot=_asked_slot(question),
+        english=english,
+        traditional=textmod.to_simplified(question) != question,
+    )
+
+
+class ExtractiveAnswerer:
+    """Picks, scores and cites sentences of the retrieved passages."""
+
+    def __init__(self, index: Index, config: AnswerConfig) -> None:
+        self.index = index
+        self.config = config
+        self.weights = {**_DEFAULT_WEIGHTS, **config.weights}
+
+    def candidates(self, profile: QuestionProfile, query_vector: np.ndarray, hits: Sequence[Hit]) -> list[Candidate]:
+        """Return every distinct sentence of `hits`, scored, best first."""
+        idf = {t: self.index.bm25.idf(t) for t in profile.tokens}
+        q_bigrams = textmod.bigrams(profile.text)
+        seen: set[tuple[str, int]] = set()
+        out: list[Candidate] = []
+        for hit in hits:
+            position = self.index.chunk_position(hit.chunk.id)
+            units = self.index.sentence_units(position)
+            sentences = [u for u in units if not (u[0] == 0 and u[1] == len(hit.chunk.text))] or units
+            passage_cover = _coverage(profile.tokens, idf, _tokens(hit.chunk.text))
+            for start, end, vector in sentences:
+                key = (hit.chunk.doc_id, hit.chunk.start + start)
+                if key in seen:
+                    continue
+                seen.add(key)
+                sentence = hit.chunk.text[start:end]
+                features = self._features(profile, query_vector, idf, q_bigrams, sentence, vector, passage_cover, hit)
+                score = sum(self.weights.get(name, 0.0) * value for name, value in features.items())
+                out.append(Candidate(hit, start, end, sentence, features, score))
+        out.sort(key=lambda c: -c.score)
+        return out
+
+    def _features(self, profile, query_vector, idf, q_bigrams, sentence, vector, passage_cover, hit) -> dict[str, float]:
+        s_bigrams = _bigrams(sentence)
+        # e5 cosines crowd into 0.75–0.95; spread them over roughly 0..1.
+        dense = (float(np.dot(query_vector, vector)) - 0.8) / 0.1
+        return {
+            "dense": dense,
+            # With no shared words, a question in another language leans on the vectors alone.
+            "dense_english": dense if profile.english else 0.0,
+            "lexical": _coverage(profile.tokens, idf, _tokens(sentence)),
+            "passage_lexical": passage_cover,
+            "bigram": len(q_bigrams & s_bigrams) / max(1, len(q_bigrams)),
+            "cue": _cue(profile, sentence),
+            "unit": _unit_match(profile, sentence),
+            "rank": 1.0 / hit.rank,
+            "short": 1.0 if len(sentence) < 12 else 0.0,
+            # Titles, datelines and photo credits are not statements of fact.
+            "heading": 0.0 if _SENTENCE_END.search(sentence) else 1.0,
+        }
+
+    def evidence(self, profile: QuestionProfile, ranked: Sequence[Candidate]) -> dict[str, float]:
+        """Return the question-level signals of how well the passages cover the question.
+
+        A question in another language than the corpus shares no words with it, so it gets its
+        own signals (vectors only); the model weighs each family separately.
+        """
+        features = dict.fromkeys(EVIDENCE, 0.0)
+        if not ranked:
+            return features
+        best = ranked[0]
+        top = ranked[:3]
+        if profile.english:
+            features.update(en=1.0, en_score=best.score, en_dense=max(c.features["dense"] for c in top))
+            return features
+        idf = {t: self.index.bm25.idf(t) for t in profile.tokens}
+        total = sum(idf.values())
+        # Question words the corpus never uses ("院长", "注册资本", "深圳") are what it cannot answer.
+        unseen = sum(v for t, v in idf.items() if not self.index.bm25.knows(t)) / total if total else 0.0
+        features.update(
+            score=best.score,
+            lexical=max(c.features["lexical"] for c in ranked),
+            dense=best.features["dense"],
+            unseen=unseen,
+            cue=max(c.features["cue"] for c in top),
+            unit=max(c.features["unit"] for c in top) if profile.unit else 0.5,
+            slot=max(_slot_match(profile, c.text) for c in top),
+        )
+        return features
+
+    def confidence(self, evidence: dict[str, float]) -> float:
+        """Return the calibrated probability that the passages answer the question."""
+        weights = self.config.abstain_weights or _DEFAULT_ABSTAIN_WEIGHTS
+        z = self.config.bias + sum(weights.get(k, 0.0) * v for k, v in evidence.items())
+        return 1.0 / (1.0 + math.exp(-z))
+
+    def focus(self, profile: QuestionProfile, cand: Candidate) -> tuple[int, int]:
+        """Return the chunk-local span to quote: the whole sentence, or for a long one its best clauses."""
+        text = cand.text
+        if len(text) <= _FOCUS_CHARS:
+            return cand.start, cand.end
+        bounds = [0] + [m.end() for m in _CLAUSE_BREAK.finditer(text)] + [len(text)]
+        clauses = [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+        idf = {t: self.index.bm25.idf(t) for t in profile.tokens}
+
+        def clause_score(span: tuple[int, int]) -> float:
+            part = text[span[0] : span[1]]
+            return _coverage(profile.tokens, idf, _tokens(part)) + _cue(profile, part) + _unit_match(profile, part)
+
+        best = max(range(len(clauses)), key=lambda i: clause_score(clauses[i]))
+        first = last = best
+        # Widen around the best clause, the preceding one first: it usually names the subject.
+        while True:
+            grown = False
+            for cand_first, cand_last in ((first - 1, last), (first, last + 1)):
+                if 0 <= cand_first and cand_last < len(clauses):
+                    if clauses[cand_last][1] - clauses[cand_first][0] <= _FOCUS_CHARS:
+                        first, last, grown = cand_first, cand_last, True
+                        break
+            if not grown:
+                break
+        start, end = clauses[first][0], clauses[last][1]
+        while end > start and (text[end - 1].isspace() or _CLAUSE_BREAK.match(text[end - 1])):
+            end -= 1
+        while start < end and text[start].isspace():
+            start += 1
+        return cand.start + start, cand.start + end
+
+    def select(self, profile: QuestionProfile, ranked: list[Candidate]) -> list[Candidate]:
+        """Return the one to three sentences that make the answer, best first."""
+        budget = self.config.list_max_chars if profile.wants_list else self.config.max_chars
+        chosen = [ranked[0]]
+        used = len(ranked[0].text)
+        for cand in ranked[1:]:
+            if len(chosen) >= self.config.max_sentences:
+                break
+            if cand.score < ranked[0].score - _SECOND_SENTENCE_MARGIN:
+                break
+            if used + len(cand.text) > budget or _same_text(cand.text, chosen):
+                continue
+            chosen.append(cand)
+            used += len(cand.text)
+        return chosen
+
+
+_DEFAULT_WEIGHTS = {
+    "dense": 0.6,
+    "dense_english": 0.6,
+    "heading": -1.5,
+    "lexical": 1.6,
+    "passage_lexical": 0.6,
+    "bigram": 0.8,
+    "cue": 0.8,
+    "unit": 1.0,
+    "rank": 0.3,
+    "short": -1.0,
+}
+_SECOND_SENTENCE_MARGIN = 0.35
+_FOCUS_CHARS = 90  # a longer sentence is quoted from its best clauses only
+EVIDENCE = ("score", "lexical", "dense", "unseen", "cue", "unit", "slot", "en", "en_score", "en_dense")
+_DEFAULT_ABSTAIN_WEIGHTS = {"score": 1.0, "unseen": -2.0, "en_score": 1.0}
+
+
+@functools.lru_cache(maxsize=65536)
+def _tokens(text: str) -> frozenset[str]:
+    """Search tokens of a passage or sentence, memoized: the same passages come back often."""
+    return frozenset(textmod.tokenize(text))
+
+
+@functools.lru_cache(maxsize=65536)
+def _bigrams(text: str) -> frozenset[str]:
+    return frozenset(textmod.bigrams(text))
+
+
+def _coverage(tokens: Sequence[str], idf: dict[str, float], present: set[str]) -> float:
+    total = sum(idf[t] for t in tokens)
+    if total <= 0:
+        return 0.0
+    return sum(idf[t] for t in tokens if t in present) / total
+
+
+_WH_WORDS = frozenset("谁 多少 几 哪天 哪年 哪一年 哪一天 哪里 哪儿 哪家 哪个 哪些 哪所 哪位 哪座 什么 什么时候 何时 多大 多 大 多长 多高 多久 哪".split())
+
+
+def _asked_slot(question: str) -> tuple[str, ...]:
+    """Return the words naming what is asked about the subject: "院长" in "学院的院长是谁",
+    "投用" in "是哪天正式投用的". A sentence that lacks them does not answer the question,
+    however much of the subject it shares ("副院长" is not "院长")."""
+    tokens = textmod.words(question)
+    positions = [i for i, w in enumerate(tokens) if w in _WH_WORDS]
+    if not positions:
+        return ()
+    stop = textmod.stopwords()
+
+    def content(seq):
+        return [w for w in seq if w not in stop and w not in _WH_WORDS and textmod.cjk_ratio(w) > 0]
+
+    rest = tokens[positions[-1] + 1 :]
+    if rest and len(rest[0]) <= 2 and _ASKED_UNIT.search("多少" + rest[0]):
+        rest = rest[1:]  # the measure word ("多少万辆") is checked by the unit cue
+    after = content(rest)[:3]
+    if after:
+        return tuple(after)
+    return tuple(content(tokens[: positions[0]])[-1:])
+
+
+def _slot_match(profile: QuestionProfile, sentence: str) -> float:
+    if not profile.slot:
+        return 0.5
+    present = set(textmod.words(sentence))
+    return sum(1 for w in profile.slot if w in present) / len(profile.slot)
+
+
+def _asked_unit(normalized_question: str) -> str:
+    match = _ASKED_UNIT.search(normalized_question)
+    return match.group(2) if match else ""
+
+
+def _unit_match(profile: QuestionProfile, sentence: str) -> float:
+    """1 when a number in the sentence carries the measure word the question asks for ("3000台")."""
+    if not profile.unit:
+        return 0.0
+    pattern = r"(\d[\d,.]*|[一二两三四五六七八九十百千]+)\s*(多|余|万|亿|千|百)*\s*" + re.escape(profile.unit)
+    return 1.0 if re.search(pattern, textmod.normalize(sentence)) else 0.0
+
+
+def _cue(profile: QuestionProfile, sentence: str) -> float:
+    """1 when the sentence holds the kind of fact asked for, 0 when it lacks it, 0.5 if none is asked."""
+    normalized = textmod.normalize(sentence)
+    if profile.wants_date:
+        return 1.0 if _DATE.search(normalized) else 0.0
+    if profile.wants_number:
+        return 1.0 if _NUMBER.search(normalized) else 0.0
+    if profile.wants_entity:
+        return 1.0 if _ENTITY.search(sentence) else 0.0
+    return 0.5
+
+
+def _same_text(text: str, chosen: Sequence[Candidate]) -> bool:
+    squashed = textmod.squash(text)
+    return any(squashed in textmod.squash(c.text) or textmod.squash(c.text) in squashed for c in chosen)
+
+
+def abstain_text(profile: QuestionProfile) -> str:
+    """Return the "the documents do not say" message in the question's language."""
+    if profile.english:
+        return _ABSTAIN_EN
+    topic = profile.text.strip().rstrip("?？。!！")
+    message = _ABSTAIN_ZH.format(topic=f"“{topic}”" if len(topic) <= 40 else "该问题")
+    if profile.traditional:
+        return _to_traditional(message)
+    return message
+
+
+def _to_traditional(text: str) -> str:
+    try:
+        import opencc
+
+        return opencc.OpenCC("s2t").convert(text)
+    except Exception:  # the Simplified message is still correct
+        return text
+
+
+def make_citation(index: Index, n: int, hit: Hit, start: int, end: int) -> Citation:
+    """Return the citation of chunk-local sentence [start, end) of `hit`."""
+    chunk = hit.chunk
+    doc = index.documents[chunk.doc_id]
+    doc_start, doc_end = chunk.start + start, chunk.start + end
+    orig_start, orig_end = doc.original_span(doc_start, doc_end)
+    return Citation(
+        n=n,
+        doc_id=doc.id,
+        file=doc.file,
+        title=doc.title,
+        date=doc.date,
+        chunk_id=chunk.id,
+        sentence=chunk.text[start:end],
+        start=doc_start,
+        end=doc_end,
+        orig_start=orig_start,
+        orig_end=orig_end,
+    )
+
+
+class Answerer:
+    """Question in, cited `Answer` out. Cheap to create; shares the loaded index."""
+
+    def __init__(
+        self,
+        index: Index,
+        retrieval: RetrievalConfig = RetrievalConfig(),
+        settings: Settings | None = None,
+    ) -> None:
+        self.index = index
+        self.settings = settings or load_settings()
+        self.retrieval = retrieval
+        self.extractive = ExtractiveAnswerer(index, self.settings.answer)
+
+    @property
+    def llm_available(self) -> bool:
+        """True when an LLM server is configured."""
+        return self.settings.llm.configured
+
+    def run(
+        self,
+        question: str,
+        history: Sequence[str] = (),
+        mode: Mode | str | None = None,
+        k: int | None = None,
+        answer_mode: AnswerMode | str | None = None,
+    ) -> Answer:
+        """Return the answer to `question` (follow-ups resolved against `history`)."""
+        result = None
+        for item in self.stream(question, history, mode, k, answer_mode):
+            if isinstance(item, Answer):
+                result = item
+        assert result is not None
+        return result
+
+    def stream(
+        self,
+        question: str,
+        history: Sequence[str] = (),
+        mode: Mode | str | None = None,
+        k: int | None = None,
+        answer_mode: AnswerMode | str | None = None,
+    ) -> Iterator[str | Answer]:
+        """Yield pieces of answer text as they are ready, then the final `Answer`."""
+        began = time.perf_counter()
+        question = check_question(question)
+        answer_mode = AnswerMode(answer_mode or AnswerMode.EXTRACTIVE)
+        mode = Mode(mode or self.retrieval.mode)
+        k = k or self.retrieval.k
+        resolved = resolve_follow_up(question, history)
+        retriever = Retriever(self.index, self.retrieval)
+        hits = retriever.run(resolved, mode=mode, k=k)
+        timings = dict(retriever.timings)
+        if answer_mode is AnswerMode.LLM:
+            from rag.llm import LLMAnswerer, LLMUnavailable
+
+            if not self.llm_available:
+                note = "no LLM is configured (set RAG_LLM_BASE_URL and RAG_LLM_MODEL); extractive answer shown"
+            else:
+                try:
+                    answer = yield from LLMAnswerer(self.index, self.settings.llm).stream(question, resolved, hits, mode)
+                    timings.update(answer.timings)
+                    timings["total"] = time.perf_counter() - began
+                    yield replace(answer, timings=timings)
+                    return
+                except LLMUnavailable as exc:
+                    note = f"the LLM could not answer ({exc}); extractive answer shown"
+            answer = self._extract(question, resolved, hits, retriever, mode, timings)
+            yield from self._pieces(answer)
+            timings["total"] = time.perf_counter() - began
+            yield replace(answer, notes=answer.notes + (note,), timings=timings)
+            return
+        answer = self._extract(question, resolved, hits, retriever, mode, timings)
+        yield from self._pieces(answer)
+        timings["total"] = time.perf_counter() - began
+        yield replace(answer, timings=timings)
+
+    @staticmethod
+    def _pieces(answer: Answer) -> Iterator[str]:
+        for piece in re.findall(r".+?\[\d+\]|.+$", answer.text):
+            yield piece
+
+    def _extract(self, question, resolved, hits, retriever, mode, timings) -> Answer:
+        began = time.perf_counter()
+        profile = profile_question(resolved)
+        display_profile = profile_question(question)
+        if not hits:
+            timings["answer"] = time.perf_counter() - began
+            return Answer(question, abstain_text(display_profile), (), (), True, AnswerMode.EXTRACTIVE, mode,
+                          0.0, resolved, timings=timings)
+        query_vector = retriever.query_vector(resolved)
+        ranked = self.extractive.candidates(profile, query_vector, hits)
+        confidence = self.extractive.confidence(self.extractive.evidence(profile, ranked)) if ranked else 0.0
+        if not ranked or confidence < self.settings.answer.threshold:
+            timings["answer"] = time.perf_counter() - began
+            return Answer(question, abstain_text(display_profile), (), tuple(hits), True, AnswerMode.EXTRACTIVE,
+                          mode, confidence, resolved, timings=timings)
+        chosen = self.extractive.select(profile, ranked)
+        citations, parts = [], []
+        for n, cand in enumerate(chosen, 1):
+            start, end = self.extractive.focus(profile, cand)
+            citation = make_citation(self.index, n, cand.hit, start, end)
+            citations.append(citation)
+            parts.append(f"{_display(citation.sentence)}[{n}]")
+        timings["answer"] = time.perf_counter() - began
+        return Answer(question, "".join(parts), tuple(citations), tuple(hits), False, AnswerMode.EXTRACTIVE, mode,
+                      confidence, resolved, timings=timings)
+
+
+def _display(sentence: str) -> str:
+    """The sentence as shown in an answer: whitespace repaired, copied otherwise verbatim."""
+    return re.sub(r"\s*\n\s*", "", sentence).strip()

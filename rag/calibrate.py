@@ -1,0 +1,126 @@
+"""Fit the extractive answerer's sentence weights and abstention threshold on a held-apart set.
+
+Small logistic regressions (numpy, no extra dependency):
+1. optionally, sentence weights: which candidate sentences hold a gold answer;
+2. confidence: question-level evidence (best sentence score, word coverage, words the corpus never
+   uses, answer-type cue) → probability that the documents answer the question;
+3. threshold: the confidence cut with the best abstention F1 while false abstentions stay ≤ 5%.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from rag.answer import EVIDENCE, FEATURES, Answerer, profile_question
+from rag.config import CALIBRATION_FILE, AnswerConfig
+from rag.index import Index
+from rag.retrieve import Retriever
+from rag.text import squash
+
+MAX_FALSE_ABSTENTION = 0.05
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, balanced: bool = True, steps: int = 50) -> np.ndarray:
+    """Return weights (last one the bias) of an L2-regularized logistic regression fitted by Newton steps."""
+    x = np.hstack([x, np.ones((len(x), 1))])
+    w = np.zeros(x.shape[1])
+    sample = np.ones(len(y))
+    if balanced and 0 < y.sum() < len(y):
+        sample = np.where(y == 1, len(y) / (2 * y.sum()), len(y) / (2 * (len(y) - y.sum())))
+    penalty = np.full(x.shape[1], l2)
+    penalty[-1] = 0.0
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-(x @ w)))
+        grad = x.T @ (sample * (p - y)) + penalty * w
+        hess = (x * (sample * p * (1 - p))[:, None]).T @ x + np.diag(penalty + 1e-9)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w
+
+
+def _items(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def calibrate(index: Index, path: Path, out: Path = CALIBRATION_FILE, fit_sentences: bool = False) -> dict:
+    """Fit the abstention model (and optionally the sentence weights) on `path`; write and return them."""
+    items = _items(path)
+    answerer = Answerer(index)
+    extractive = answerer.extractive
+    retriever = Retriever(index, answerer.retrieval)
+
+    def candidates(item):
+        profile = profile_question(item["question"])
+        hits = retriever.run(item["question"])
+        ranked = extractive.candidates(profile, retriever.query_vector(item["question"]), hits) if hits else []
+        return profile, ranked
+
+    weights = dict(extractive.weights)
+    if fit_sentences:
+        rows, labels = [], []
+        for item in items:
+            answers = [squash(a) for a in item.get("answers") or []]
+            if not answers:
+                continue
+            _, ranked = candidates(item)
+            hit = np.array([any(a in squash(c.text) for a in answers) for c in ranked], dtype=float)
+            if hit.any():
+                rows.append(np.array([[c.features[f] for f in FEATURES] for c in ranked]))
+                labels.append(hit)
+        w = fit_logistic(np.vstack(rows), np.concatenate(labels))
+        weights = dict(zip(FEATURES, (float(v) for v in w[:-1])))
+        extractive.weights = weights
+
+    features, answerable = [], []
+    for item in items:
+        profile, ranked = candidates(item)
+        evidence = extractive.evidence(profile, ranked)
+        features.append([evidence[name] for name in EVIDENCE])
+        answerable.append(1.0 if item.get("answers") else 0.0)
+    x, y = np.array(features), np.array(answerable)
+    w = fit_logistic(x, y, l2=1.0)
+    confidence = 1 / (1 + np.exp(-(x @ w[:-1] + w[-1])))
+    threshold = choose_threshold(confidence, y)
+    result = {
+        "weights": weights,
+        "abstain_weights": dict(zip(EVIDENCE, (float(v) for v in w[:-1]))),
+        "bias": float(w[-1]),
+        "threshold": threshold,
+        "fitted_on": str(path),
+        "questions": len(items),
+        "unanswerable": int((y == 0).sum()),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return result
+
+
+def choose_threshold(confidence: np.ndarray, answerable: np.ndarray) -> float:
+    """Return the cut with the best abstention F1 whose false-abstention rate stays within bounds."""
+    best_t, best_f1 = 0.0, -1.0
+    n_answerable = max(1, int(answerable.sum()))
+    for t in np.unique(np.concatenate([[0.0], confidence])):
+        abstain = confidence < t
+        false_abstain = (abstain & (answerable == 1)).sum() / n_answerable
+        if false_abstain > MAX_FALSE_ABSTENTION:
+            continue
+        tp = (abstain & (answerable == 0)).sum()
+        precision = tp / max(1, abstain.sum())
+        recall = tp / max(1, (answerable == 0).sum())
+        f1 = 2 * precision * recall / max(1e-9, precision + recall)
+        if f1 > best_f1:
+            best_t, best_f1 = float(t), f1
+    return best_t
+
+
+def with_calibration(config: AnswerConfig, result: dict) -> AnswerConfig:
+    """Return `config` carrying the fitted weights, bias and threshold."""
+    return replace(config, weights=result["weights"], abstain_weights=result["abstain_weights"],
+                   bias=result["bias"], threshold=result["threshold"])

@@ -1,0 +1,93 @@
+"""Settings that come from outside the code: the LLM server and the answerer's calibrated weights.
+
+Sources, later ones winning: built-in defaults, `rag.toml` in the working folder (or the file
+named by RAG_CONFIG), then environment variables (RAG_LLM_BASE_URL, RAG_LLM_MODEL, RAG_LLM_API_KEY,
+RAG_LLM_TIMEOUT).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CALIBRATION_FILE = Path(__file__).with_name("data") / "answer_calibration.json"
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    """Where an OpenAI-compatible chat-completions server is, and how long to wait for it."""
+
+    base_url: str = ""
+    model: str = ""
+    api_key: str = ""
+    timeout: float = 30.0
+    temperature: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.timeout <= 0:
+            raise ValueError(f"LLM timeout must be positive, got {self.timeout}")
+
+    @property
+    def configured(self) -> bool:
+        """True when a server and a model are set."""
+        return bool(self.base_url and self.model)
+
+
+@dataclass(frozen=True)
+class AnswerConfig:
+    """Extractive answerer settings; the weights and threshold are calibrated (see README)."""
+
+    max_sentences: int = 3
+    max_chars: int = 150
+    list_max_chars: int = 300
+    weights: dict[str, float] = field(default_factory=dict)
+    abstain_weights: dict[str, float] = field(default_factory=dict)
+    bias: float = -2.0
+    threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.max_sentences < 1:
+            raise ValueError(f"max_sentences must be >= 1, got {self.max_sentences}")
+        if self.max_chars < 20:
+            raise ValueError(f"max_chars must be >= 20, got {self.max_chars}")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be within [0, 1], got {self.threshold}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable from outside."""
+
+    llm: LLMConfig = LLMConfig()
+    answer: AnswerConfig = AnswerConfig()
+
+
+def load_settings(path: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Return settings from the config file (if any) and the environment."""
+    environ = dict(os.environ if environ is None else environ)
+    path = path or Path(environ.get("RAG_CONFIG", "rag.toml"))
+    data: dict = {}
+    if path.exists():
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    llm = dict(data.get("llm", {}))
+    for key in ("base_url", "model", "api_key", "timeout"):
+        value = environ.get(f"RAG_LLM_{key.upper()}")
+        if value:
+            llm[key] = value
+    if "timeout" in llm:
+        llm["timeout"] = float(llm["timeout"])
+    answer = {**load_calibration(), **data.get("answer", {})}
+    return Settings(llm=LLMConfig(**llm), answer=AnswerConfig(**answer))
+
+
+def load_calibration(path: Path = CALIBRATION_FILE) -> dict:
+    """Return the calibrated answerer weights and threshold shipped with the package."""
+    if not path.exists():
+        return {}
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    return {k: data[k] for k in ("weights", "abstain_weights", "bias", "threshold") if k in data}

@@ -1,0 +1,100 @@
+import pytest
+
+from rag.answer import Answerer, profile_question
+from rag.retrieve import QuestionError
+from rag.text import squash
+
+# (question, a fact the answer must contain, the article it comes from) — Simplified, Traditional,
+# English, over all five articles.
+ANSWERABLE = [
+    ("重庆人工智能产业基金规模有多大？", "200亿元", "000"),
+    ("南岸区有多少平方公里？", "262平方公里", "000"),
+    ("重庆人工智能湾区启动大会是哪天举行的？", "1月10日", "000|002"),  # both report it
+    ("重庆人工智能学院是哪天挂牌成立的？", "9月8日", "001"),
+    ("模力高地人工智能创新孵化生态社区是哪天正式投用的？", "5月22日", "002"),
+    ("赛力斯超级工厂的总经理是谁？", "曹楠", "002"),
+    ("2025年重庆汽车产量是多少？", "278.8万辆", "002"),
+    ("賽力斯超級工廠裡有多少台機器人在5G網絡下互聯互通？", "3000台", "002"),
+    ("重慶全球科研城市排行榜位列第幾？", "第35位", "003"),
+    ("2025年全市高新区规上工业总产值是多少？", "7308億元", "003"),
+    ("达瓦科技把分镜效率提高到多少时间每集？", "1小时", "004"),
+    ("How many AI visual inspection points does the Seres super factory have?", "50多个", "002"),
+    ("市政协经济委第几期委员履职协商活动在嘉陵江实验室举行？", "第十期", "004"),
+]
+
+
+@pytest.fixture(scope="module")
+def answerer(seed_index):
+    return Answerer(seed_index)
+
+
+@pytest.mark.parametrize("question, fact, doc", ANSWERABLE)
+def test_answer_contains_the_fact_with_a_citation_to_it(answerer, seed_index, question, fact, doc):
+    answer = answerer.run(question)
+    assert not answer.abstained, answer.text
+    assert squash(fact) in squash(answer.text), answer.text
+    supporting = [c for c in answer.citations if squash(fact) in squash(c.sentence)]
+    assert supporting, answer.citations
+    citation = supporting[0]
+    assert citation.doc_id[:3] in doc.split("|")
+    original = seed_index.documents[citation.doc_id].original
+    assert squash(fact) in squash(original[citation.orig_start : citation.orig_end])
+    assert f"[{citation.n}]" in answer.text
+
+
+def test_answer_text_is_copied_from_the_sources(answerer, seed_index):
+    answer = answerer.run("赛力斯超级工厂有多少台机器人？")
+    for citation in answer.citations:
+        doc = seed_index.documents[citation.doc_id]
+        assert doc.text[citation.start : citation.end] == citation.sentence
+        assert squash(citation.sentence) in squash(answer.text)
+
+
+@pytest.mark.parametrize("question", ["赛力斯问界M9汽车的售价是多少？", "明天重庆的天气怎么样？", "Who won the 2022 FIFA World Cup?"])
+def test_off_corpus_questions_abstain_with_related_passages(answerer, question):
+    answer = answerer.run(question)
+    assert answer.abstained, answer.text
+    assert not answer.citations
+    assert answer.passages  # still offered as "possibly related"
+    assert "没有找到" in answer.text or "do not contain" in answer.text
+
+
+def test_abstention_speaks_the_question_language(answerer):
+    assert "沒有找到" in answerer.run("明天重慶的天氣怎麼樣？").text
+
+
+def test_follow_up_question_uses_the_conversation(answerer):
+    first = "重庆人工智能产业基金是谁设立的？"
+    answer = answerer.run("那它的规模呢？", history=[first])
+    assert "200亿元" in answer.text
+    assert "基金" in answer.resolved_question
+
+
+@pytest.mark.parametrize("question", ["", "  \n ", "长" * 2001])
+def test_bad_questions_get_a_clear_message(answerer, question):
+    with pytest.raises(QuestionError):
+        answerer.run(question)
+
+
+def test_stream_yields_sentences_then_the_answer(answerer):
+    items = list(answerer.stream("赛力斯超级工厂的总经理是谁？"))
+    *pieces, final = items
+    assert pieces and all(isinstance(p, str) for p in pieces)
+    assert "".join(pieces) == final.text
+    assert {"embed", "bm25", "answer", "total"} <= set(final.timings)
+
+
+def test_answer_serializes_to_json(answerer):
+    import json
+
+    data = answerer.run("重庆人工智能产业基金规模有多大？").to_dict()
+    assert json.loads(json.dumps(data, ensure_ascii=False))["mode"] == "extractive"
+    assert data["citations"][0]["file"].endswith(".txt")
+
+
+def test_question_profiles():
+    assert profile_question("基金规模有多大").wants_number
+    assert profile_question("哪天投用的？").wants_date
+    assert profile_question("总经理是谁").wants_entity
+    assert profile_question("How many robots?").english
+    assert profile_question("機器人有多少").traditional
