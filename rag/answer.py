@@ -40,7 +40,7 @@ _SENTENCE_END = re.compile(r"[。！？!?；;…][”’」』）)]*$")
 _ABSTAIN_ZH = "资料中没有找到{topic}的相关信息。"
 _ABSTAIN_EN = "The documents do not contain information about this question."
 
-FEATURES = ("dense", "dense_english", "lexical", "passage_lexical", "bigram", "cue", "unit", "rank", "short", "heading")
+FEATURES = ("dense", "dense_english", "lexical", "passage_lexical", "bigram", "cue", "unit", "slot", "rank", "short", "heading")
 # "多少台机器人" asks for a count of 台: the measure word the answer's number must carry.
 _ASKED_UNIT = re.compile(r"(?:多少|几)\s*(万|亿|千|百)?\s*([^\s\d是的呢吗？?，,。个]|个)(?!什么)")
 _CLAUSE_BREAK = re.compile(r"[，,；;：:]")
@@ -139,6 +139,7 @@ class ExtractiveAnswerer:
             "bigram": len(q_bigrams & s_bigrams) / max(1, len(q_bigrams)),
             "cue": _cue(profile, sentence),
             "unit": _unit_match(profile, sentence),
+            "slot": _slot_match(profile, sentence),
             "rank": 1.0 / hit.rank,
             "short": 1.0 if len(sentence) < 12 else 0.0,
             # Titles, datelines and photo credits are not statements of fact.
@@ -170,7 +171,7 @@ class ExtractiveAnswerer:
             unseen=unseen,
             cue=max(c.features["cue"] for c in top),
             unit=max(c.features["unit"] for c in top) if profile.unit else 0.5,
-            slot=max(_slot_match(profile, c.text) for c in top),
+            slot=max(c.features["slot"] for c in top),
         )
         return features
 
@@ -238,6 +239,7 @@ _DEFAULT_WEIGHTS = {
     "bigram": 0.8,
     "cue": 0.8,
     "unit": 1.0,
+    "slot": 0.8,
     "rank": 0.3,
     "short": -1.0,
 }
