@@ -83,8 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--gold", type=Path, default=DEFAULT_GOLD, help="gold JSONL file (default: eval/gold.jsonl)")
     p.add_argument("--squad", type=Path, default=None,
                    help="SQuAD-format file (CMRC 2018, DRCD) to use as corpus and gold instead of --gold")
-    p.add_argument("--mode", default="bm25,dense,hybrid", help="retrieval modes, comma-separated")
-    p.add_argument("--answer", default="extractive", help="answer modes, comma-separated: extractive,llm")
+    p.add_argument("--mode", default="bm25,dense,hybrid", help="retrieval modes, comma-separated (default: all three)")
+    p.add_argument("--answer", default="extractive",
+                   help="answer modes, comma-separated: extractive (default), llm (only when an LLM is configured)")
     p.add_argument("-k", "--k", type=int, default=10, help="passages retrieved for the retrieval metrics (default 10)")
     p.add_argument("--answer-k", type=int, default=None, help="passages given to the answerer (default: as `rag ask`)")
     p.add_argument("--out", type=Path, default=DEFAULT_REPORTS, help="reports folder (default: eval/reports/)")
@@ -98,6 +99,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     _add_paths(p)
     p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("bench", help="measure indexing, query latency and vector search at scale on this machine")
+    p.add_argument("--quick", action="store_true", help="small sizes, under two minutes (what CI runs)")
+    p.add_argument("--out", type=Path, default=Path("bench") / "results", help="results folder (default: bench/results/)")
+    p.add_argument("--docs", type=Path, default=DEFAULT_DOCS, help="documents folder (default: seeds/)")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 
@@ -229,8 +236,12 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from rag import evaluate
 
-    modes = [m.strip() for m in args.mode.split(",") if m.strip()]
-    answers = [a.strip() for a in args.answer.split(",") if a.strip()]
+    from rag.types import AnswerMode, Mode
+
+    # Checked before the slow index load or build, so a typo fails at once.
+    modes = evaluate.parse_choices([m.strip() for m in args.mode.split(",") if m.strip()], Mode, "retrieval mode")
+    answers = evaluate.parse_choices([a.strip() for a in args.answer.split(",") if a.strip()], AnswerMode,
+                                     "answer mode")
     common = dict(modes=modes, answer_modes=answers, k=args.k, out_dir=args.out, progress=_progress_bar(),
                   limit=args.limit, answer_k=args.answer_k)
     if args.squad is not None:
@@ -281,6 +292,17 @@ def cmd_chat(args: argparse.Namespace) -> int:
         serve(kb, host=args.host, port=args.port)
     except OSError as exc:
         raise UserError(f"cannot serve on {args.host}:{args.port} ({exc}): pass another --port") from exc
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from rag import bench
+
+    settings = dict(out_dir=args.out, docs_dir=args.docs)
+    config = bench.BenchConfig.quick_run(**settings) if args.quick else bench.BenchConfig.full(**settings)
+    report = bench.run(config, progress=lambda message: print(message, file=sys.stderr))
+    print(report.markdown)
+    print(f"results: {report.json_path}")
     return 0
 
 

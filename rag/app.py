@@ -1,0 +1,745 @@
+"""The chat page (`rag chat`): a Gradio app over the pipeline.
+
+Tabs: 对话 (streamed answers with clickable [n] citations and a sources panel), 知识库 (list, upload,
+delete, rebuild), 评测 (the gold-set evaluation). The answer function is also the `/ask` API.
+
+Safety: nothing from a document, question or answer reaches the page unescaped. Chat messages go
+through `md_text` (HTML-escaped, and Markdown punctuation turned into character references, so
+Markdown renders them as the literal characters); HTML panels go through `esc`. The only markup on
+the page is what this module writes around that text.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+
+from rag.answer import Answerer
+from rag.config import Settings, load_settings
+from rag.index import IndexProblem
+from rag.kb import CONVERTED_SUFFIXES, MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, KnowledgeBase, UploadError
+from rag.retrieve import QuestionError
+from rag.types import Answer, AnswerMode, Citation, Document, Hit, Mode
+
+log = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).with_name("assets")
+DEFAULT_K = 5
+MAX_K = 10
+
+# Questions about facts the seed articles state, checked to be answered (none is in eval/gold.jsonl).
+# Only those the live index answers are shown, so another corpus falls back to its titles.
+EXAMPLE_QUESTIONS = (
+    "赛力斯的协同平台接入了多少家上下游企业？",
+    "“疆算入渝”用什么技术构建算力网主干道？",
+    "高校毕业生首次经营小微软信企业，创业担保贷款最高多少？",
+    "重庆科技服务业增加值力争增长多少？",
+)
+MAX_EXAMPLES = 4
+
+MODE_CHOICES = [("混合（推荐）", Mode.HYBRID.value), ("向量", Mode.DENSE.value), ("关键词 BM25", Mode.BM25.value)]
+MODE_LABELS = {value: label for label, value in MODE_CHOICES}
+
+
+# --- escaping ----------------------------------------------------------------------------------
+
+# Characters Markdown (or the template engines of gr.HTML) could act on, written as references.
+_MD_REFS = {c: f"&#{ord(c)};" for c in "\\`*_{}[]()#+-.!|~>$:/=^%@"}
+_MD_REFS.update({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"})
+_HTML_REFS = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;",
+              "{": "&#123;", "}": "&#125;", "$": "&#36;", "`": "&#96;"}
+
+
+def esc(text: str) -> str:
+    """Return `text` safe inside HTML elements and attributes (also inert in gr.HTML templates)."""
+    return "".join(_HTML_REFS.get(c, c) for c in str(text))
+
+
+def md_text(text: str) -> str:
+    """Return `text` for a Markdown chat message: shown literally, never parsed as HTML or Markdown."""
+    lines = (line.strip() for line in str(text).replace("\r", "").split("\n"))
+    return "\n".join("".join(_MD_REFS.get(c, c) for c in line) for line in lines)
+
+
+# --- session state -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One question of a conversation, its answer (or error) and the documents the answer points into."""
+
+    question: str
+    answer: Answer | None = None
+    error: str = ""
+    documents: dict[str, Document] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Focus:
+    """The passage open in the sources panel: a span of a document's original text."""
+
+    document: Document
+    orig_start: int
+    orig_end: int
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+_MARKER = re.compile(r"\[(\d+)\]")
+
+
+def _key(turn: int, item: int | str) -> str:
+    # The chat's sanitizer drops data-* attributes but keeps classes, so the key travels as a class.
+    return f"cite-key-{turn}-{item}"
+
+
+def answer_message(answer: Answer, turn: int) -> str:
+    """Return the chat message of an answer: escaped text, clickable [n] markers, and notes."""
+    known = {c.n for c in answer.citations}
+    parts, last = [], 0
+    for match in _MARKER.finditer(answer.text):
+        parts.append(md_text(answer.text[last : match.start()]))
+        n = int(match.group(1))
+        if n in known:
+            parts.append(f'<span class="cite {_key(turn, n)}" role="button" tabindex="0" title="查看出处 {n}">[{n}]</span>')
+        else:
+            parts.append(md_text(match.group(0)))
+        last = match.end()
+    parts.append(md_text(answer.text[last:]))
+    text = "".join(parts)
+    notes = []
+    if answer.abstained and answer.passages:
+        notes.append("右侧列出了可能相关的段落，供参考。")
+    if answer.unsupported:
+        notes.append("以下句子在资料中找不到依据：" + "；".join(answer.unsupported))
+    notes.extend(answer.notes)
+    for note in notes:
+        text += f'\n\n<span class="note">{md_text(note)}</span>'
+    return text
+
+
+def streaming_message(text: str) -> str:
+    """Return a partial answer as a chat message (markers shown, not yet clickable)."""
+    parts = _MARKER.split(text)  # text, number, text, number, …, text
+    return "".join(md_text(p) if i % 2 == 0 else f'<span class="cite pending">[{p}]</span>' for i, p in enumerate(parts))
+
+
+def chat_messages(turns: Sequence[Turn], pending: tuple[str, str] | None = None) -> list[dict]:
+    """Return the Chatbot messages of a conversation, plus a question being answered."""
+    messages: list[dict] = []
+    for i, turn in enumerate(turns):
+        messages.append({"role": "user", "content": md_text(turn.question)})
+        if turn.answer is not None:
+            content = answer_message(turn.answer, i)
+        else:
+            content = f'<span class="note error">{md_text(turn.error)}</span>'
+        messages.append({"role": "assistant", "content": content})
+    if pending is not None:
+        question, partial = pending
+        messages.append({"role": "user", "content": md_text(question)})
+        messages.append({"role": "assistant", "content": streaming_message(partial) if partial else "…"})
+    return messages
+
+
+def _meta(title: str, date: str | None, file: str) -> str:
+    bits = [f'<span class="doc-title">{esc(title)}</span>']
+    if date:
+        bits.append(f'<span class="doc-date">{esc(date)}</span>')
+    bits.append(f'<span class="doc-file">{esc(file)}</span>')
+    return '<div class="doc-meta">' + "".join(bits) + "</div>"
+
+
+def _highlight(text: str, start: int, end: int, mark_id: str = "") -> str:
+    start, end = max(0, min(start, len(text))), max(0, min(end, len(text)))
+    ident = f' id="{mark_id}"' if mark_id else ""
+    return f"{esc(text[:start])}<mark{ident}>{esc(text[start:end])}</mark>{esc(text[end:])}"
+
+
+def _chunk_of(answer: Answer, citation: Citation) -> Hit | None:
+    return next((h for h in answer.passages if h.chunk.id == citation.chunk_id), None)
+
+
+def sources_overview(turn: Turn, index: int) -> str:
+    """Return the sources panel after an answer: its citations, or the possibly related passages."""
+    answer = turn.answer
+    if answer is None:
+        return sources_placeholder()
+    if answer.citations:
+        items = [_citation_card(index, c) for c in answer.citations]
+        return _panel("本回答的出处", "点击回答中的 [n] 或下面的条目，查看原文段落。", items)
+    if answer.passages:
+        items = [_passage_card(index, h, turn.documents.get(h.chunk.doc_id)) for h in answer.passages[:3]]
+        return _panel("可能相关的段落", "资料里没有找到确切答案，这些段落与问题最接近。", items)
+    return _panel("出处", "没有检索到相关段落。", [])
+
+
+def sources_placeholder(message: str = "提问后，回答引用的原文会显示在这里。") -> str:
+    """Return the empty sources panel."""
+    return _panel("出处", message, [])
+
+
+def _panel(title: str, hint: str, items: Sequence[str]) -> str:
+    body = "".join(items)
+    return f'<div class="sources"><div class="sources-head">{esc(title)}</div><p class="hint">{esc(hint)}</p>{body}</div>'
+
+
+def _citation_card(turn: int, c: Citation) -> str:
+    return (f'<div class="card clickable {_key(turn, c.n)}" role="button" tabindex="0">'
+            f'<span class="badge">{c.n}</span>{_meta(c.title, c.date, c.file)}'
+            f'<div class="sentence">{esc(c.sentence)}</div></div>')
+
+
+def _passage_card(turn: int, hit: Hit, document: Document | None) -> str:
+    text = hit.chunk.text
+    snippet = text if len(text) <= 140 else text[:140] + "…"
+    meta = _meta(document.title, document.date, document.file) if document else _meta(hit.chunk.doc_id, None, "")
+    return (f'<div class="card clickable {_key(turn, f"p{hit.rank}")}" role="button" tabindex="0">'
+            f'<span class="badge muted">{hit.rank}</span>{meta}<div class="sentence">{esc(snippet)}</div></div>')
+
+
+def focused_citation(turn: Turn, index: int, n: int) -> tuple[str, Focus | None]:
+    """Return the sources panel opened on citation `n` (its passage, the sentence highlighted) and the focus."""
+    answer = turn.answer
+    citation = next((c for c in answer.citations if c.n == n), None) if answer else None
+    if citation is None:
+        return sources_placeholder("找不到这个出处。"), None
+    hit = _chunk_of(answer, citation)
+    if hit is not None:
+        local = citation.start - hit.chunk.start
+        passage = _highlight(hit.chunk.text, local, local + (citation.end - citation.start), "focus-mark")
+    else:
+        passage = f"<mark>{esc(citation.sentence)}</mark>"
+    card = (f'<div class="card focused"><span class="badge">{n}</span>{_meta(citation.title, citation.date, citation.file)}'
+            f'<div class="passage">{passage}</div></div>')
+    others = [_citation_card(index, c) for c in answer.citations if c.n != n]
+    html_ = _panel(f"出处 [{n}]", "高亮的是支持这句回答的原文。", [card])
+    if others:
+        html_ += _panel("本回答的其他出处", "", others)
+    document = turn.documents.get(citation.doc_id)
+    focus = Focus(document, citation.orig_start, citation.orig_end) if document else None
+    return html_, focus
+
+
+def focused_passage(turn: Turn, rank: int) -> tuple[str, Focus | None]:
+    """Return the sources panel opened on retrieved passage `rank` (for abstained answers)."""
+    answer = turn.answer
+    hit = next((h for h in answer.passages if h.rank == rank), None) if answer else None
+    if hit is None:
+        return sources_placeholder("找不到这个段落。"), None
+    document = turn.documents.get(hit.chunk.doc_id)
+    title, date, file = (document.title, document.date, document.file) if document else (hit.chunk.doc_id, None, "")
+    card = (f'<div class="card focused"><span class="badge muted">{rank}</span>{_meta(title, date, file)}'
+            f'<div class="passage"><mark id="focus-mark">{esc(hit.chunk.text)}</mark></div></div>')
+    focus = Focus(document, hit.chunk.orig_start, hit.chunk.orig_end) if document else None
+    return _panel("可能相关的段落", "资料中没有确切答案；这是检索到的段落之一。", [card]), focus
+
+
+def article_view(focus: Focus) -> str:
+    """Return the whole original file with the focused span highlighted in place."""
+    doc = focus.document
+    body = _highlight(doc.original, focus.orig_start, focus.orig_end, "article-mark")
+    return (f'<div class="article-box"><div class="sources-head">全文</div>{_meta(doc.title, doc.date, doc.file)}'
+            f'<div class="article">{body}</div></div>')
+
+
+def copy_text(turn: Turn) -> str:
+    """Return the plain text copied by 复制回答: the answer and its numbered sources."""
+    if turn.answer is None:
+        return turn.error
+    lines = [turn.answer.text]
+    if turn.answer.citations:
+        lines.append("")
+        lines.extend(f"[{c.n}] {c.title}（{c.file}）：{c.sentence}" for c in turn.answer.citations)
+    return "\n".join(lines)
+
+
+# --- the app -----------------------------------------------------------------------------------
+
+
+class ChatApp:
+    """The page's behaviour over one shared `KnowledgeBase`; `build()` returns the Gradio Blocks."""
+
+    def __init__(self, kb: KnowledgeBase, settings: Settings | None = None, gold_path: Path | None = None,
+                 eval_dir: Path | None = None) -> None:
+        self.kb = kb
+        self.settings = settings or load_settings()
+        self.gold_path = Path(gold_path) if gold_path else Path("eval/gold.jsonl")
+        self.eval_dir = Path(eval_dir) if eval_dir else Path("eval/reports")
+
+    def answerer(self) -> Answerer:
+        """Return an answerer over the live index (cheap: it shares the loaded index)."""
+        return Answerer(self.kb.index, settings=self.settings)
+
+    # API ---------------------------------------------------------------------------------------
+
+    def ask(self, question: str, mode: str = "hybrid", k: int = DEFAULT_K, answer_mode: str = "extractive") -> dict:
+        """Answer a question from the knowledge base; return the Answer as JSON (see Answer.to_dict)."""
+        try:
+            mode, answer_mode, k = Mode(mode), AnswerMode(answer_mode), int(k)
+            if not 1 <= k <= 50:
+                raise ValueError(f"k must be within 1..50, got {k}")
+            return self.answerer().run(question, mode=mode, k=k, answer_mode=answer_mode).to_dict()
+        except (QuestionError, ValueError) as exc:
+            raise gr.Error(str(exc)) from exc
+
+    # chat --------------------------------------------------------------------------------------
+
+    def respond(self, question: str, turns: list[Turn], mode: str, k: float, answer_mode: str):
+        """Stream the answer to `question`: yields (textbox, chat, turns, sources, copy text) updates."""
+        question = (question or "").strip()
+        if not question:
+            gr.Warning("请先输入问题。")
+            yield gr.update(), gr.update(), turns, gr.update(), gr.update()
+            return
+        yield from self._answer(question, list(turns), mode, k, answer_mode)
+
+    def retry(self, turns: list[Turn], mode: str, k: float, answer_mode: str):
+        """Answer the last question again (with the current settings)."""
+        if not turns:
+            yield gr.update(), gr.update(), turns, gr.update(), gr.update()
+            return
+        yield from self._answer(turns[-1].question, list(turns[:-1]), mode, k, answer_mode)
+
+    def _answer(self, question: str, turns: list[Turn], mode: str, k: float, answer_mode: str) -> Iterator[tuple]:
+        yield "", chat_messages(turns, (question, "")), turns, sources_placeholder("正在检索……"), ""
+        answerer = self.answerer()  # one index for the whole answer, even if the knowledge base changes meanwhile
+        history = [t.question for t in turns]
+        partial, answer = "", None
+        try:
+            for item in answerer.stream(question, history, mode=mode, k=int(k), answer_mode=answer_mode):
+                if isinstance(item, Answer):
+                    answer = item
+                else:
+                    partial += item
+                    yield gr.update(), chat_messages(turns, (question, partial)), turns, gr.update(), gr.update()
+        except QuestionError as exc:
+            turn = Turn(question, error=f"这个问题无法处理：{exc}")
+        except Exception as exc:  # the page must survive any failure of one answer
+            log.exception("answering %r failed", question)
+            turn = Turn(question, error=f"回答时出错：{type(exc).__name__}: {exc}")
+        else:
+            wanted = {c.doc_id for c in answer.citations} | {h.chunk.doc_id for h in answer.passages}
+            documents = {d: answerer.index.documents[d] for d in wanted if d in answerer.index.documents}
+            turn = Turn(question, answer, documents=documents)
+        turns = turns + [turn]
+        yield gr.update(), chat_messages(turns), turns, sources_overview(turn, len(turns) - 1), copy_text(turn)
+
+    def clear(self):
+        """Return an empty conversation."""
+        return [], [], sources_placeholder(), "", None, gr.update(visible=False), gr.update(value="", visible=False)
+
+    def open_source(self, key: str, turns: list[Turn]):
+        """Open citation `cite-key-<turn>-<n>` (or retrieved passage `cite-key-<turn>-p<rank>`) in the sources panel."""
+        match = re.fullmatch(r"cite-key-(\d+)-(p?)(\d+)", (key or "").strip())
+        if not match or int(match.group(1)) >= len(turns):
+            return gr.update(), None, gr.update(visible=False), gr.update(visible=False)
+        turn_index, number = int(match.group(1)), int(match.group(3))
+        turn = turns[turn_index]
+        if match.group(2):
+            panel, focus = focused_passage(turn, number)
+        else:
+            panel, focus = focused_citation(turn, turn_index, number)
+        return panel, focus, gr.update(visible=focus is not None), gr.update(value="", visible=False)
+
+    def show_article(self, focus: Focus | None):
+        """Show the whole original article of the focused passage, the span highlighted."""
+        if focus is None:
+            return gr.update(visible=False)
+        return gr.update(value=article_view(focus), visible=True)
+
+    # knowledge base ----------------------------------------------------------------------------
+
+    def document_table(self) -> list[list]:
+        """Return the rows of the document list."""
+        return [[r.title, r.file, r.date or "", r.chunks, r.added, r.note] for r in self.kb.documents()]
+
+    def _kb_views(self, message: str):
+        files = [r.file for r in self.kb.documents()]
+        return (self.document_table(), gr.update(choices=files, value=None), message, self.header())
+
+    def upload(self, paths: list[str] | None, progress=gr.Progress()):
+        """Validate, store and index uploaded files, one by one; report each."""
+        if not paths:
+            return gr.update(), gr.update(), "请先选择要上传的文件。", gr.update(), gr.update()
+        lines = []
+        for path in paths:
+            path = Path(path)
+            try:
+                data = path.read_bytes()
+                upload, report = self.kb.add(path.name, data, progress=_progress(progress))
+            except UploadError as exc:
+                lines.append(f"✗ {exc}")
+                continue
+            except Exception as exc:  # an unexpected failure of one file must not hide the others' results
+                log.exception("adding %s failed", path.name)
+                lines.append(f"✗ {path.name}：索引失败（{type(exc).__name__}: {exc}），知识库未改变")
+                continue
+            how = f"已转换为 {upload.name} 并" if upload.converted else "已"
+            lines.append(f"✓ {upload.source} {how}加入知识库：新嵌入 {report.embedded} 段，复用缓存 {report.cached} 段，"
+                         f"用时 {report.seconds:.1f} 秒")
+        return self._kb_views(_status(lines)) + (None,)
+
+    def delete(self, file: str | None, progress=gr.Progress()):
+        """Delete one document and re-index."""
+        if not file:  # nothing chosen, or the confirmation was cancelled
+            return self._kb_views(_status(["未删除任何文档：请先在下拉框中选择要删除的文档并确认。"]))
+        try:
+            report = self.kb.delete(file, progress=_progress(progress))
+        except UploadError as exc:
+            return self._kb_views(_status([f"✗ {exc}"]))
+        return self._kb_views(_status([f"✓ 已删除 {file}，索引已更新（{report.documents} 篇文档，{report.chunks} 个段落）"]))
+
+    def rebuild(self, progress=gr.Progress()):
+        """Re-index the documents folder (changed files only are embedded)."""
+        try:
+            report = self.kb.rebuild(progress=_progress(progress))
+        except (FileNotFoundError, IndexProblem) as exc:
+            return self._kb_views(_status([f"✗ 索引未重建，原索引仍在使用：{exc}"]))
+        return self._kb_views(_status([
+            f"✓ 索引已重建：{report.documents} 篇文档，{report.chunks} 个段落；新嵌入 {report.embedded} 段，"
+            f"复用缓存 {report.cached} 段，用时 {report.seconds:.1f} 秒"
+        ]))
+
+    def header(self) -> str:
+        """Return the page header: name, corpus size and model."""
+        index = self.kb.index
+        return (f'<div class="app-head"><div class="app-title">问渝 <span>· 有出处的中文问答</span></div>'
+                f'<div class="app-sub">{len(index.documents)} 篇文档 · {len(index.chunks)} 个段落 · '
+                f'向量模型 {esc(index.manifest["embedder"]["id"])} · 文档目录 {esc(str(self.kb.docs_dir))}</div></div>')
+
+    def examples(self) -> list[str]:
+        """Return example questions the live index answers: the curated list, else ones from document titles."""
+        answerer = self.answerer()
+        found = [q for q in EXAMPLE_QUESTIONS if not answerer.run(q).abstained]
+        if not found:
+            titles = [d.title for d in answerer.index.documents.values() if d.title]
+            found = [q for q in (f"{t}讲了什么？" for t in titles[: 2 * MAX_EXAMPLES]) if not answerer.run(q).abstained]
+        return found[:MAX_EXAMPLES]
+
+    # evaluation --------------------------------------------------------------------------------
+
+    def evaluation_available(self) -> bool:
+        """True when the evaluation module is installed and the gold set exists."""
+        try:
+            import rag.evaluate  # noqa: F401
+        except ImportError:
+            return False
+        return self.gold_path.exists()
+
+    # layout ------------------------------------------------------------------------------------
+
+    def build(self) -> gr.Blocks:
+        """Return the Gradio app."""
+        answerer = self.answerer()
+        llm = answerer.llm_available
+        with gr.Blocks(title="问渝 · 有出处的中文问答", analytics_enabled=False) as demo:
+            header = gr.HTML(self.header())
+            turns = gr.State([])
+            focus = gr.State(None)
+            with gr.Tabs():
+                with gr.Tab("对话", id="chat"):
+                    self._chat_tab(turns, focus, llm, answerer)
+                with gr.Tab("知识库", id="kb"):
+                    table, choice = self._kb_tab(header)
+                with gr.Tab("评测", id="eval"):
+                    self._eval_tab()
+            gr.api(self.ask, api_name="ask", concurrency_limit=2)
+            # Values given at build time are the page's defaults; a page opened after a knowledge-base
+            # change must show the documents as they are now.
+            demo.load(self.page_views, None, [header, table, choice], api_visibility="private")
+        return demo
+
+    def page_views(self):
+        """Return the header, document table and delete choices for a newly opened page."""
+        table, choice, _, header = self._kb_views("")
+        return header, table, choice
+
+    def _chat_tab(self, turns, focus, llm: bool, answerer: Answerer) -> None:
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=420):
+                chatbot = gr.Chatbot(
+                    value=[], label="对话", show_label=False, height=520, elem_id="chat",
+                    buttons=[], latex_delimiters=[], sanitize_html=True, render_markdown=True,
+                    feedback_options=None, placeholder=_PLACEHOLDER, group_consecutive_messages=False,
+                )
+                with gr.Row(elem_id="ask-row"):
+                    question = gr.Textbox(placeholder="输入问题，按回车发送（Shift+回车换行）", show_label=False,
+                                          lines=1, max_lines=4, scale=6, elem_id="question", autofocus=True)
+                    send = gr.Button("发送", variant="primary", scale=1, min_width=80, elem_id="send")
+                with gr.Row(elem_id="chat-actions"):
+                    retry = gr.Button("↻ 重新回答", size="sm", elem_id="retry")
+                    copy = gr.Button("复制回答", size="sm", elem_id="copy")
+                    clear = gr.Button("✕ 清空对话", size="sm", elem_id="clear")
+                examples = self.examples()
+                shown = None
+                if examples:
+                    shown = gr.Examples(examples=[[q] for q in examples], inputs=[question], label="试试这些问题",
+                                        elem_id="examples")
+                with gr.Accordion("检索与回答设置", open=False, elem_id="settings"):
+                    mode = gr.Radio(MODE_CHOICES, value=Mode.HYBRID.value, label="检索方式")
+                    k = gr.Slider(1, MAX_K, value=DEFAULT_K, step=1, label="检索段落数（top-k）")
+                    answer_choices = [("抽取式（原句引用）", AnswerMode.EXTRACTIVE.value)]
+                    if llm:
+                        answer_choices.append((f"大模型生成（{answerer.settings.llm.model}）", AnswerMode.LLM.value))
+                    answer_mode = gr.Radio(answer_choices, value=AnswerMode.EXTRACTIVE.value, label="回答方式")
+                    if not llm:
+                        gr.Markdown("未配置大模型：设置 `RAG_LLM_BASE_URL` 与 `RAG_LLM_MODEL` 后重启，即可选择生成式回答。",
+                                    elem_classes=["hint"])
+            with gr.Column(scale=2, min_width=320, elem_id="sources-col"):
+                sources = gr.HTML(sources_placeholder(), elem_id="sources", js_on_load=_scroll_to_mark("nearest"))
+                view_article = gr.Button("查看全文（原文中高亮）", size="sm", visible=False, elem_id="view-article")
+                article = gr.HTML("", visible=False, elem_id="article", js_on_load=_scroll_to_mark("center"))
+        cite_key = gr.Textbox(visible="hidden", elem_id="cite-key")
+        cite_open = gr.Button("open", visible="hidden", elem_id="cite-open")
+        copy_value = gr.Textbox(visible="hidden", elem_id="copy-text")
+
+        settings = [mode, k, answer_mode]
+        outputs = [question, chatbot, turns, sources, copy_value]
+        hidden = {"api_visibility": "private"}
+        for trigger in (question.submit, send.click):
+            trigger(self.respond, [question, turns, *settings], outputs, concurrency_limit=2, **hidden).then(
+                lambda: (gr.update(visible=False), gr.update(visible=False)), None, [view_article, article], **hidden)
+        if shown is not None:  # clicking an example asks it
+            shown.load_input_event.then(self.respond, [question, turns, *settings], outputs, concurrency_limit=2,
+                                        **hidden)
+        retry.click(self.retry, [turns, *settings], outputs, concurrency_limit=2, **hidden)
+        chatbot.clear(self.clear, None, [chatbot, turns, sources, copy_value, focus, view_article, article], **hidden)
+        clear.click(self.clear, None, [chatbot, turns, sources, copy_value, focus, view_article, article], **hidden)
+        copy.click(None, [copy_value], None, js=_COPY_JS, **hidden)
+        cite_open.click(self.open_source, [cite_key, turns], [sources, focus, view_article, article],
+                        show_progress="hidden", **hidden)
+        view_article.click(self.show_article, [focus], [article], show_progress="hidden", **hidden)
+
+    def _kb_tab(self, header) -> tuple[gr.Dataframe, gr.Dropdown]:
+        convert = "、".join(CONVERTED_SUFFIXES)
+        gr.Markdown(
+            f"文档保存在 `{self.kb.docs_dir}`。可上传 {'、'.join(UPLOAD_SUFFIXES)}，单个文件不超过 "
+            f"{MAX_UPLOAD_BYTES // 1024 // 1024} MB；{convert} 会提取文字后以 `.txt` 保存。"
+            "上传或删除后索引自动更新，只有新内容需要嵌入。",
+            elem_classes=["hint"],
+        )
+        table = gr.Dataframe(
+            value=self.document_table(), headers=["标题", "文件", "日期", "段落数", "添加时间", "备注"],
+            datatype=["str", "str", "str", "number", "str", "str"], interactive=False, wrap=True,
+            label="文档列表", elem_id="doc-table",
+        )
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                files = gr.File(label="上传文档", file_count="multiple", file_types=list(UPLOAD_SUFFIXES),
+                                type="filepath", elem_id="upload")
+                upload = gr.Button("上传并更新索引", variant="primary", elem_id="upload-button")
+            with gr.Column(scale=2):
+                choice = gr.Dropdown(choices=[r[1] for r in self.document_table()], label="删除文档",
+                                     value=None, elem_id="delete-choice")
+                delete = gr.Button("删除所选文档", variant="stop", elem_id="delete-button")
+                rebuild = gr.Button("重建索引", elem_id="rebuild-button")
+        status = gr.Markdown("", elem_id="kb-status")
+        hidden = {"api_visibility": "private", "concurrency_id": "kb", "concurrency_limit": 1}
+        views = [table, choice, status, header]
+        upload.click(self.upload, [files], views + [files], **hidden)
+        delete.click(self.delete, [choice], views, js=_CONFIRM_DELETE_JS, **hidden)
+        rebuild.click(self.rebuild, None, views, **hidden)
+        return table, choice
+
+    def _eval_tab(self) -> None:
+        if not self.evaluation_available():
+            gr.Markdown(f"评测不可用：需要评测模块 `rag.evaluate` 和金标准问题集 `{self.gold_path}`。", elem_classes=["hint"])
+            return
+        gr.Markdown(
+            f"用金标准问题集 `{self.gold_path}` 评测当前知识库：检索（Recall、MRR、nDCG）、回答（包含率、F1）、"
+            f"引用（精确率、召回率）与拒答。报告保存在 `{self.eval_dir}`。共享 CPU 上跑全部问题需要几分钟。",
+            elem_classes=["hint"],
+        )
+        with gr.Row():
+            modes = gr.CheckboxGroup(MODE_CHOICES, value=[Mode.HYBRID.value], label="检索方式")
+            answer_choices = [("抽取式", AnswerMode.EXTRACTIVE.value)]
+            if self.answerer().llm_available:
+                answer_choices.append((f"大模型（{self.settings.llm.model}）", AnswerMode.LLM.value))
+            answer_modes = gr.CheckboxGroup(answer_choices, value=[AnswerMode.EXTRACTIVE.value], label="回答方式")
+            k = gr.Slider(1, 20, value=10, step=1, label="检索指标的 k")
+            limit = gr.Number(value=0, precision=0, minimum=0, label="只评前 N 题（0 = 全部）")
+        run = gr.Button("运行评测", variant="primary", elem_id="eval-run")
+        status = gr.Markdown("", elem_id="eval-status")
+        summary = gr.Dataframe(headers=[label for label, _ in EVAL_COLUMNS], interactive=False, label="汇总",
+                               elem_id="eval-summary")
+        plots = gr.Gallery(label="图表", columns=2, height=400, object_fit="contain", elem_id="eval-plots",
+                           buttons=["fullscreen", "download"])
+        with gr.Row():
+            only_misses = gr.Radio([("全部问题", False), ("只看错题", True)], value=False, label="逐题结果")
+            config = gr.Dropdown(["全部配置"], value="全部配置", label="配置")
+        questions = gr.Dataframe(headers=QUESTION_COLUMNS, interactive=False, wrap=True, label="逐题结果",
+                                 elem_id="eval-questions", max_height=640,
+                                 column_widths=["6%", "12%", "7%", "24%", "26%", "8%", "6%", "5%", "6%"])
+        rows = gr.State([])
+        hidden = {"api_visibility": "private"}
+        run.click(self.run_evaluation, [modes, answer_modes, k, limit], [status, summary, plots, rows, config],
+                  concurrency_id="eval", concurrency_limit=1, **hidden).then(
+            filter_questions, [rows, only_misses, config], [questions], **hidden)
+        for control in (only_misses, config):
+            control.change(filter_questions, [rows, only_misses, config], [questions], **hidden)
+
+    def run_evaluation(self, modes: list[str], answer_modes: list[str], k: float, limit: float | None,
+                       progress=gr.Progress()):
+        """Run the gold-set evaluation on the live index; return status, summary, plots, question rows, configs."""
+        from rag import evaluate
+
+        if not modes:
+            raise gr.Error("请至少选择一种检索方式。")
+
+        def update(stage: str, done: int, total: int) -> None:
+            progress((done, total), desc=f"{stage}")
+
+        try:
+            report = evaluate.run_eval(
+                self.kb.index, self.gold_path, modes=modes, answer_modes=answer_modes or [AnswerMode.EXTRACTIVE.value],
+                k=int(k), out_dir=self.eval_dir, progress=update, limit=int(limit) if limit else None,
+                settings=self.settings,
+            )
+        except (evaluate.GoldError, ValueError) as exc:
+            raise gr.Error(f"评测无法运行：{exc}") from exc
+        images = [(_image(p), p.stem) for p in report.plots]
+        lines = [f"完成：{report.settings['questions']} 题 × {len(report.rows)} 种配置。报告：{report.report_dir}/report.md"]
+        lines += [f"注：{note}" for note in report.notes]
+        configs = ["全部配置"] + [row.label for row in report.rows]
+        return ("\n\n".join(md_text(line) for line in lines), summary_rows(report), images,
+                question_rows(report), gr.update(choices=configs, value="全部配置"))
+
+
+EVAL_COLUMNS = (
+    ("配置", None), ("R@1", "recall@1"), ("R@5", "recall@5"), ("R@k", "recall@{k}"), ("MRR@k", "mrr@{k}"),
+    ("nDCG@k", "ndcg@{k}"), ("包含率", "containment"), ("F1", "f1"), ("引用精确率", "citation_precision"),
+    ("引用召回率", "citation_recall"), ("拒答F1", "abstention_f1"), ("误拒率", "false_abstention"),
+    ("平均用时(s)", "latency_mean"),
+)
+QUESTION_COLUMNS = ["id", "配置", "类型", "问题", "回答", "结果", "首个相关排名", "置信度", "用时(s)"]
+
+
+def summary_rows(report) -> list[list]:
+    """Return one table row per evaluated configuration (metrics rounded; missing ones as "–")."""
+    k = report.settings["k"]
+    out = []
+    for row in report.rows:
+        cells = [row.label]
+        for _, key in EVAL_COLUMNS[1:]:
+            value = row.metrics.get(key.format(k=k))
+            cells.append("–" if value is None else round(value, 3))
+        out.append(cells)
+    return out
+
+
+def question_rows(report) -> list[list]:
+    """Return one row per question and configuration; column 结果 says hit, miss, abstained or wrongly answered."""
+    out = []
+    for q in report.questions:
+        answer = _MARKER.sub("", q.answer)
+        if q.error:
+            verdict = "✗ 出错"
+        elif q.answerable:
+            verdict = "✗ 拒答" if q.abstained else ("✓ 命中" if q.scores.get("contains") else "✗ 未答对")
+        else:
+            verdict = "✓ 正确拒答" if q.abstained else "✗ 不该回答"
+        rank = q.relevant_ranks[0] if q.relevant_ranks else "–"
+        label = f"{q.mode.value}/{q.answer_mode.value}"
+        out.append([q.id, label, q.type, q.question, "（拒答）" if q.abstained else answer, verdict, rank,
+                    round(q.confidence, 2), round(q.latency, 2)])
+    return out
+
+
+def filter_questions(rows: list[list], only_misses: bool, config: str) -> list[list]:
+    """Return the question rows of one configuration (or all), optionally only the misses."""
+    return [r for r in rows if (not only_misses or r[5].startswith("✗")) and config in ("全部配置", r[1])]
+
+
+def _image(path: Path):
+    from PIL import Image
+
+    # Handed over as pixels, so the page never needs file access to the reports folder.
+    with Image.open(path) as image:
+        return image.copy()
+
+
+def _status(lines: Sequence[str]) -> str:
+    return "\n\n".join(md_text(line) for line in lines)
+
+
+def _progress(progress) -> Callable[[str, int, int], None]:
+    def update(stage: str, done: int, total: int) -> None:
+        # Only new text is embedded, so `done` may stop short of `total`: cached passages are skipped.
+        progress((done, max(done, total)), desc=f"嵌入新段落（{done}）")
+
+    return update
+
+
+_PLACEHOLDER = "**问渝** 从知识库的文档中找答案，每句话都注明出处。\n\n点击回答里的 [1]、[2] 可在右侧查看原文。"
+
+
+def _scroll_to_mark(block: str) -> str:
+    """Return js_on_load code scrolling the component's <mark> into view on load and on every new value."""
+    return f"""
+const reveal = () => setTimeout(() => {{
+  const mark = element.querySelector('mark');
+  if (mark) mark.scrollIntoView({{block: '{block}', behavior: 'smooth'}});
+}}, 50);
+reveal();
+watch('value', reveal);
+"""
+
+
+_COPY_JS = """
+(text) => {
+  if (!text) return [];
+  const done = () => {
+    const button = document.querySelector('#copy');
+    if (!button) return;
+    const label = button.textContent;
+    button.textContent = '✓ 已复制';
+    setTimeout(() => { button.textContent = label; }, 1500);
+  };
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(text).then(done);
+  } else {
+    const area = document.createElement('textarea');
+    area.value = text; document.body.appendChild(area); area.select();
+    document.execCommand('copy'); area.remove(); done();
+  }
+  return [];
+}
+"""
+
+_CONFIRM_DELETE_JS = "(file) => (file && confirm('删除 ' + file + ' 并更新索引？')) ? file : null"
+
+
+def launch_options() -> dict:
+    """Return the `launch()` arguments for the page: theme, CSS and JS from rag/assets, nothing shared."""
+    theme = gr.themes.Soft(
+        primary_hue="teal",
+        neutral_hue="slate",
+        # Local fonts only: the page works offline and loads nothing from font CDNs.
+        font=["PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC", "system-ui", "sans-serif"],
+        font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"],
+    )
+    return {
+        "theme": theme,
+        "css": (ASSETS / "app.css").read_text(encoding="utf-8"),
+        "js": (ASSETS / "app.js").read_text(encoding="utf-8"),
+        "share": False,
+        "allowed_paths": [],
+        "max_file_size": 4 * MAX_UPLOAD_BYTES,  # a backstop; the KB's own check gives the clear message
+        "footer_links": ["api"],
+        "run_history": False,  # questions stay on the server, not in the browser's storage
+    }
+
+
+def serve(kb: KnowledgeBase, host: str = "127.0.0.1", port: int = 7860, block: bool = True, **kwargs) -> gr.Blocks:
+    """Build the page over `kb` and serve it; return the Blocks (running in the background if not `block`)."""
+    demo = ChatApp(kb, **kwargs).build()
+    demo.queue(default_concurrency_limit=1)
+    blocked = [str(kb.docs_dir.resolve()), str(kb.index_dir.resolve())]
+    demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, inbrowser=False,
+                quiet=not block, blocked_paths=blocked, **launch_options())
+    return demo

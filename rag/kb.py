@@ -1,0 +1,317 @@
+"""The knowledge base behind the chat page: list, add, delete and re-index documents.
+
+One `KnowledgeBase` serves every session of a process. It holds the loaded index; a change (upload,
+delete, rebuild) builds a new index beside the live one and then swaps the reference, so questions
+asked meanwhile finish on the old index. Uploads are validated and converted to text *before*
+anything is written: a refused file changes nothing. PDF, Word and HTML files are stored as `.txt`
+(the loader reads `.txt` and `.md`), so the documents folder stays plain text.
+
+Messages of `UploadError` are shown on the (Chinese) page, so they are written in Chinese.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import os
+import threading
+import unicodedata
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag.clean import clean
+from rag.embed import DEFAULT_MODEL, Embedder, make_embedder
+from rag.index import BuildReport, Index, IndexProblem, build_index, load_index, staleness
+from rag.load import TEXT_SUFFIXES, DecodeError, decode
+
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+CONVERTED_SUFFIXES = (".pdf", ".docx", ".html", ".htm")
+UPLOAD_SUFFIXES = TEXT_SUFFIXES + CONVERTED_SUFFIXES
+MAX_NAME_BYTES = 200
+_FORBIDDEN_NAME_CHARS = set('<>:"|?*\\/')
+
+Progress = Callable[[str, int, int], None]
+
+
+class UploadError(ValueError):
+    """An uploaded file was refused; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A validated upload, converted if needed: the bytes to store under `name`."""
+
+    source: str
+    name: str
+    data: bytes
+    converted: bool
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    """One line of the document list."""
+
+    title: str
+    file: str
+    date: str | None
+    chunks: int
+    added: str
+    note: str = ""
+
+
+# --- validation and conversion -----------------------------------------------------------------
+
+
+def safe_name(raw: str) -> str:
+    """Return the bare, NFKC-normalized file name of an upload; raise UploadError if it is unsafe."""
+    name = unicodedata.normalize("NFKC", str(raw or ""))
+    name = name.replace("\\", "/").rsplit("/", 1)[-1].strip()  # browsers may send a path; keep the last part
+    if not name or name.startswith("."):
+        raise UploadError(f"文件名“{name}”无效：不能为空或以点开头")
+    if ".." in name:
+        raise UploadError(f"文件名“{name}”无效：不能包含“..”")
+    if any(ord(c) < 32 or ord(c) == 127 or c in _FORBIDDEN_NAME_CHARS for c in name):
+        raise UploadError(f"文件名“{name!r}”含有不允许的字符")
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise UploadError(f"文件名太长（上限 {MAX_NAME_BYTES} 字节），请改短后再上传")
+    path = Path(name)
+    if path.suffix.lower() not in UPLOAD_SUFFIXES or not path.stem.strip():
+        allowed = "、".join(UPLOAD_SUFFIXES)
+        raise UploadError(f"不支持的文件类型“{path.suffix or name}”：只能上传 {allowed}")
+    return name
+
+
+def prepare_upload(filename: str, data: bytes) -> Upload:
+    """Return the upload validated and converted to storable text; raise UploadError otherwise."""
+    name = safe_name(filename)
+    if not data:
+        raise UploadError(f"{name} 是空文件")
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise UploadError(
+            f"{name} 有 {len(data) / 1024 / 1024:.1f} MB，超过了 {MAX_UPLOAD_BYTES // 1024 // 1024} MB 的上限"
+        )
+    suffix = Path(name).suffix.lower()
+    if suffix in TEXT_SUFFIXES:
+        try:
+            text, _ = decode(data)
+        except DecodeError as exc:
+            raise UploadError(f"{name} 不是可识别的文本（支持 UTF-8、UTF-16、GB18030、Big5 编码的文字）") from exc
+        stored, payload, converted = Path(name).stem + suffix, data, False
+    else:
+        text = _CONVERTERS[suffix](data, name)
+        stored, payload, converted = Path(name).stem + ".txt", text.encode("utf-8"), True
+    cleaned, _ = clean(text.replace("\r\n", "\n").replace("\r", "\n"))
+    if not cleaned.strip():
+        raise UploadError(f"{name} 中没有可检索的文字")
+    return Upload(source=name, name=stored, data=payload, converted=converted)
+
+
+def pdf_text(data: bytes, name: str = "PDF") -> str:
+    """Return the text of a PDF, pages separated by blank lines; raise UploadError if unreadable."""
+    from pypdf import PdfReader
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            raise UploadError(f"{name} 已加密，请先解除密码保护")
+        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+    except UploadError:
+        raise
+    except Exception as exc:  # a parser fed untrusted bytes can fail in many ways; all mean "unreadable"
+        raise UploadError(f"无法读取 {name}：不是有效的 PDF（{type(exc).__name__}）") from exc
+    text = "\n\n".join(p for p in pages if p)
+    if not text.strip():
+        raise UploadError(f"{name} 中没有可提取的文字（可能是扫描件，需要先做 OCR）")
+    return text
+
+
+def docx_text(data: bytes, name: str = "Word 文档") -> str:
+    """Return the paragraphs and table rows of a .docx in document order; raise UploadError if unreadable."""
+    import docx
+    from docx.table import Table
+
+    try:
+        document = docx.Document(io.BytesIO(data))
+        lines = []
+        for block in document.iter_inner_content():
+            if isinstance(block, Table):
+                for row in block.rows:
+                    cells = list(dict.fromkeys(c.text.strip() for c in row.cells if c.text.strip()))
+                    if cells:
+                        lines.append(" | ".join(cells))
+            elif block.text.strip():
+                lines.append(block.text.strip())
+        title = (document.core_properties.title or "").strip()
+    except Exception as exc:  # see pdf_text
+        raise UploadError(f"无法读取 {name}：不是有效的 .docx 文件（{type(exc).__name__}）") from exc
+    return _with_title(title, "\n\n".join(lines))
+
+
+def html_text(data: bytes, name: str = "网页") -> str:
+    """Return the main text of an HTML page (scripts and markup dropped); raise UploadError if unreadable."""
+    import html as htmllib
+
+    import nh3
+    import trafilatura
+
+    try:
+        page, _ = decode(data)
+    except DecodeError as exc:
+        raise UploadError(f"{name} 不是可识别的文本：{exc}") from exc
+    try:
+        text = trafilatura.extract(page, include_comments=False, include_tables=True)
+        text = text or trafilatura.extract(page, include_comments=False, include_tables=True, favor_recall=True)
+        meta = trafilatura.extract_metadata(page)
+    except Exception as exc:  # see pdf_text
+        raise UploadError(f"无法解析 {name}（{type(exc).__name__}）") from exc
+    if not text:
+        # A page too small for boilerplate removal: keep all visible text (nh3 drops script/style bodies).
+        text = htmllib.unescape(nh3.clean(page, tags=set()))
+    return _with_title(getattr(meta, "title", None) or "", text.strip())
+
+
+def _with_title(title: str, text: str) -> str:
+    # The loader takes the first heading-like line as the title; put the file's own title there.
+    title = " ".join(title.split())
+    if title and not text.startswith(title):
+        return f"{title}\n\n{text}"
+    return text
+
+
+_CONVERTERS: dict[str, Callable[[bytes, str], str]] = {
+    ".pdf": pdf_text,
+    ".docx": docx_text,
+    ".html": html_text,
+    ".htm": html_text,
+}
+
+
+# --- the knowledge base ------------------------------------------------------------------------
+
+
+class KnowledgeBase:
+    """A documents folder and its index, shared by all sessions. Cheap to create; `load` reads the index."""
+
+    def __init__(self, docs_dir: Path, index_dir: Path, embedder: Embedder | None = None) -> None:
+        self.docs_dir = Path(docs_dir)
+        self.index_dir = Path(index_dir)
+        self._embedder = embedder
+        self._index: Index | None = None
+        # Writers (upload, delete, rebuild) take turns. Readers need no lock: they take the
+        # `_index` reference once per question, and rebinding an attribute is atomic.
+        self._change = threading.Lock()
+
+    @property
+    def index(self) -> Index:
+        """Return the live index; raise IndexProblem before `load` or `rebuild` succeeded."""
+        index = self._index
+        if index is None:
+            raise IndexProblem(f"no index loaded from {self.index_dir}")
+        return index
+
+    @property
+    def exists(self) -> bool:
+        """True when the index folder has a live build (it may still be stale or broken)."""
+        return (self.index_dir / "CURRENT").exists()
+
+    def load(self) -> list[str]:
+        """Load the live index; return why it is stale (empty when current). Raise IndexProblem if unusable."""
+        index = load_index(self.index_dir, self._embedder)
+        self._embedder = index.embedder
+        self._index = index
+        return staleness(index.manifest, self.docs_dir)
+
+    def rebuild(self, progress: Progress | None = None) -> BuildReport:
+        """Index the documents folder again (only new text is embedded) and swap the new index in."""
+        with self._change:
+            return self._rebuild(progress)
+
+    def _rebuild(self, progress: Progress | None) -> BuildReport:
+        if self._embedder is None:
+            self._embedder = make_embedder(DEFAULT_MODEL)
+        report = build_index(self.docs_dir, self.index_dir, self._embedder, progress=progress)
+        self._index = load_index(self.index_dir, self._embedder)
+        return report
+
+    def documents(self) -> list[DocumentRow]:
+        """Return the indexed documents (and files the index skipped), sorted by file name."""
+        index = self.index
+        chunks: dict[str, int] = {}
+        for chunk in index.chunks:
+            chunks[chunk.doc_id] = chunks.get(chunk.doc_id, 0) + 1
+        rows = [
+            DocumentRow(doc.title, doc.file, doc.date, chunks.get(doc.id, 0), self._added(doc.file))
+            for doc in index.documents.values()
+        ]
+        for file, reason in index.manifest.get("skipped", {}).items():
+            rows.append(DocumentRow(file, file, None, 0, self._added(file), note=f"未索引：{reason}"))
+        return sorted(rows, key=lambda r: r.file)
+
+    def _added(self, file: str) -> str:
+        try:
+            stamp = (self.docs_dir / file).stat().st_mtime
+        except OSError:
+            return ""
+        return dt.datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M")
+
+    def add(self, filename: str, data: bytes, progress: Progress | None = None) -> tuple[Upload, BuildReport]:
+        """Store one upload and re-index; return it and the build report. On any failure nothing changes."""
+        upload = prepare_upload(filename, data)
+        with self._change:
+            target = self._inside(upload.name)
+            self._check_new(upload)
+            tmp = self.docs_dir / f".upload-{uuid.uuid4().hex[:8]}.part"  # a suffix the loader ignores
+            tmp.write_bytes(upload.data)
+            try:
+                os.replace(tmp, target)
+                report = self._rebuild(progress)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                target.unlink(missing_ok=True)
+                raise
+        return upload, report
+
+    def _check_new(self, upload: Upload) -> None:
+        stem = Path(upload.name).stem
+        digest = hashlib.sha256(upload.data).hexdigest()
+        for path in self._files():
+            if path.stem == stem:
+                raise UploadError(f"已有同名文档 {path.name}：请先删除它，或把文件改名后再上传")
+            if hashlib.sha256(path.read_bytes()).hexdigest() == digest:
+                raise UploadError(f"{upload.source} 与已有文档 {path.name} 内容相同")
+
+    def delete(self, file: str, progress: Progress | None = None) -> BuildReport:
+        """Remove one document file and re-index; return the build report. On failure the file is restored."""
+        with self._change:
+            names = {p.name: p for p in self._files()}
+            if file not in names:
+                raise UploadError(f"知识库中没有文件“{file}”")
+            if len(names) == 1:
+                raise UploadError("这是最后一篇文档：知识库至少要保留一篇，请先上传新文档再删除它")
+            path = names[file]
+            held = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.deleted")  # ignored by the loader
+            os.replace(path, held)
+            try:
+                report = self._rebuild(progress)
+            except BaseException:
+                os.replace(held, path)
+                raise
+            held.unlink(missing_ok=True)
+            return report
+
+    def _files(self) -> list[Path]:
+        if not self.docs_dir.is_dir():
+            return []
+        return sorted(p for p in self.docs_dir.iterdir() if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
+
+    def _inside(self, name: str) -> Path:
+        """Return docs_dir/name, refusing any name that would resolve outside the folder."""
+        self.docs_dir.mkdir(parents=True, exist_ok=True)
+        root = self.docs_dir.resolve()
+        target = (root / name).resolve()
+        if target.parent != root:
+            raise UploadError(f"文件名“{name}”无效")
+        return target

@@ -1,0 +1,297 @@
+"""The chat page without a browser: escaping, rendering, the handlers, `rag chat`, and the /ask API."""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import socket
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from rag.answer import Answerer
+from rag.app import (
+    EXAMPLE_QUESTIONS,
+    ChatApp,
+    Turn,
+    answer_message,
+    article_view,
+    chat_messages,
+    copy_text,
+    esc,
+    filter_questions,
+    focused_citation,
+    md_text,
+    question_rows,
+    sources_overview,
+    summary_rows,
+)
+from rag.kb import KnowledgeBase
+from rag.types import Answer, AnswerMode, Mode
+
+ROOT = Path(__file__).resolve().parents[1]
+QUESTION = "重庆人工智能产业基金规模有多大"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_app(kb: KnowledgeBase, reports: Path):
+    """Serve the page over `kb` on a free loopback port; yield its URL."""
+    from rag.app import serve
+
+    port = free_port()
+    demo = serve(kb, "127.0.0.1", port, block=False, gold_path=ROOT / "eval" / "gold.jsonl", eval_dir=reports)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def seed_kb(tmp_path_factory, seeds_dir, seed_index_dir, embedder) -> KnowledgeBase:
+    """A knowledge base over private copies of the seeds and the seed index (tests may change it)."""
+    root = tmp_path_factory.mktemp("app-kb")
+    shutil.copytree(seeds_dir, root / "docs")
+    shutil.copytree(seed_index_dir, root / "index")
+    kb = KnowledgeBase(root / "docs", root / "index", embedder)
+    assert kb.load() == []
+    return kb
+
+
+@pytest.fixture(scope="module")
+def seed_answer(seed_index) -> tuple[Turn, Answer]:
+    answer = Answerer(seed_index).run(QUESTION)
+    documents = {c.doc_id: seed_index.documents[c.doc_id] for c in answer.citations}
+    return Turn(QUESTION, answer, documents=documents), answer
+
+
+def fake_answer(text: str, **changes) -> Answer:
+    fields = dict(question="q", text=text, citations=(), passages=(), abstained=False, mode=AnswerMode.EXTRACTIVE,
+                  retrieval_mode=Mode.HYBRID)
+    fields.update(changes)
+    return Answer(**fields)
+
+
+# --- escaping ----------------------------------------------------------------------------------
+
+
+def test_esc_makes_markup_and_template_syntax_inert():
+    assert esc('<img src=x onerror="a()">${x}{{y}}') == (
+        "&lt;img src=x onerror=&quot;a()&quot;&gt;&#36;&#123;x&#125;&#123;&#123;y&#125;&#125;"
+    )
+
+
+def test_md_text_leaves_no_markdown_or_html_syntax():
+    raw = "<script>alert(1)</script> **粗体** [链接](http://x.y) `code` # 标题\n    缩进\n1. 列表 $x$"
+    out = md_text(raw)
+    assert not re.search(r"[<>*\[\]()`#$]", out.replace("&#", ""))
+    assert html.unescape(out) == "<script>alert(1)</script> **粗体** [链接](http://x.y) `code` # 标题\n缩进\n1. 列表 $x$"
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+
+def test_answer_markers_become_clickable_only_for_real_citations(seed_answer):
+    _, answer = seed_answer
+    text = answer_message(answer, 3)
+    assert '<span class="cite cite-key-3-1" role="button"' in text
+    forged = answer_message(fake_answer("资料<b>说</b>了[7]"), 0)
+    assert "cite-key" not in forged and "<b>" not in forged and "&#91;7&#93;" in forged
+
+
+def test_abstained_answer_points_to_related_passages(seed_answer):
+    _, answer = seed_answer
+    abstained = fake_answer("资料中没有找到相关信息。", abstained=True, passages=answer.passages)
+    assert "可能相关的段落" in answer_message(abstained, 0)
+    panel = sources_overview(Turn("q", abstained), 0)
+    assert "可能相关的段落" in panel and "cite-key-0-p1" in panel
+
+
+def test_chat_messages_pair_questions_and_answers(seed_answer):
+    turn, _ = seed_answer
+    failed = Turn("<b>坏问题</b>", error="这个问题无法处理")
+    messages = chat_messages([turn, failed], pending=("下一个问题", "部分回答[1]"))
+    assert [m["role"] for m in messages] == ["user", "assistant"] * 3
+    assert messages[2]["content"] == md_text("<b>坏问题</b>")
+    assert 'class="cite pending"' in messages[5]["content"]
+
+
+def test_focused_citation_highlights_the_supporting_sentence(seed_answer):
+    turn, answer = seed_answer
+    panel, focus = focused_citation(turn, 0, 1)
+    citation = answer.citations[0]
+    mark = re.search(r'<mark id="focus-mark">(.*?)</mark>', panel).group(1)
+    assert html.unescape(mark) == citation.sentence and "200亿元" in mark
+    assert focus.document.file == citation.file == "000_c28048898250d032.txt"
+    for part in (citation.title, citation.date, citation.file):
+        assert esc(part) in panel
+
+
+def test_article_view_highlights_the_span_in_the_original_file(seed_answer):
+    turn, answer = seed_answer
+    _, focus = focused_citation(turn, 0, 1)
+    view = article_view(focus)
+    mark = re.search(r'<mark id="article-mark">(.*?)</mark>', view, re.S).group(1)
+    citation = answer.citations[0]
+    assert html.unescape(mark) == focus.document.original[citation.orig_start:citation.orig_end]
+    before = view.split('<mark id="article-mark">')[0].split('<div class="article">')[1]
+    assert html.unescape(before) == focus.document.original[: citation.orig_start]
+
+
+def test_copy_text_lists_the_sources(seed_answer):
+    turn, answer = seed_answer
+    text = copy_text(turn)
+    assert text.startswith(answer.text) and "[1] 湾区启航·智创未来（000_c28048898250d032.txt）：" in text
+
+
+# --- handlers ----------------------------------------------------------------------------------
+
+
+def test_respond_streams_then_stores_the_turn(seed_kb):
+    app = ChatApp(seed_kb)
+    updates = list(app.respond(QUESTION, [], "hybrid", 5, "extractive"))
+    assert len(updates) >= 3  # the question shown, at least one streamed piece, the final answer
+    _, chat, turns, sources, copied = updates[-1]
+    assert len(turns) == 1 and "200亿元" in turns[0].answer.text
+    assert "cite-key-0-1" in chat[-1]["content"] and "本回答的出处" in sources and "200亿元" in copied
+    follow = list(app.respond("那它鼓励哪些资本参与？", turns, "hybrid", 5, "extractive"))[-1][2]
+    assert len(follow) == 2 and follow[1].answer.resolved_question != follow[1].question
+
+
+def test_respond_reports_bad_questions_in_the_chat(seed_kb):
+    app = ChatApp(seed_kb)
+    turns = list(app.respond("长" * 2001, [], "hybrid", 5, "extractive"))[-1][2]
+    assert turns[0].answer is None and "无法处理" in turns[0].error
+
+
+def test_open_source_parses_keys_and_ignores_junk(seed_kb, seed_answer):
+    app = ChatApp(seed_kb)
+    turn, _ = seed_answer
+    panel, focus, button, _ = app.open_source("cite-key-0-1", [turn])
+    assert "<mark" in panel and focus is not None and button["visible"] is True
+    for junk in ("cite-key-5-1", "cite-key-0-9", "<script>", ""):
+        _, focus, _, _ = app.open_source(junk, [turn])
+        assert focus is None
+
+
+def test_example_questions_are_all_answered_on_the_seeds(seed_kb):
+    assert ChatApp(seed_kb).examples() == list(EXAMPLE_QUESTIONS)
+
+
+def test_evaluation_tables(seed_index):
+    from rag.evaluate import run_eval
+
+    report = run_eval(seed_index, ROOT / "eval" / "gold.jsonl", modes=["hybrid", "bm25"], k=5, limit=6)
+    summary = summary_rows(report)
+    assert [r[0] for r in summary] == ["hybrid/extractive", "bm25/extractive"]
+    assert all(isinstance(v, float) or v == "–" for r in summary for v in r[1:])
+    rows = question_rows(report)
+    assert len(rows) == 12 and {r[1] for r in rows} == {"hybrid/extractive", "bm25/extractive"}
+    misses = filter_questions(rows, True, "bm25/extractive")
+    assert all(r[5].startswith("✗") and r[1] == "bm25/extractive" for r in misses)
+    assert len(filter_questions(rows, False, "全部配置")) == 12
+
+
+def test_run_evaluation_from_the_page_writes_a_report_with_plots(seed_kb, tmp_path):
+    app = ChatApp(seed_kb, gold_path=ROOT / "eval" / "gold.jsonl", eval_dir=tmp_path)
+    status, summary, images, rows, _ = app.run_evaluation(["hybrid"], ["extractive"], 5, 4,
+                                                          progress=lambda *a, **k: None)
+    assert "4 题" in html.unescape(status) and len(summary) == 1 and len(rows) == 4
+    assert len(images) == 2 and images[0][0].size[0] > 100
+    assert list(tmp_path.glob("*/report.md"))
+
+
+def test_knowledge_base_handlers_report_each_file(docs_copy, index_copy, embedder, tmp_path):
+    kb = KnowledgeBase(docs_copy, index_copy, embedder)
+    kb.load()
+    app = ChatApp(kb)
+    good, bad = tmp_path / "ferry.txt", tmp_path / "virus.exe"
+    good.write_text("嘉陵江智能渡轮试运行\n\n渝智一号渡轮可搭载乘客120人。\n", encoding="utf-8")
+    bad.write_bytes(b"MZ")
+    quiet = lambda *args, **kwargs: None  # noqa: E731 - stands in for gr.Progress
+    table, choice, status, header, files = app.upload([str(good), str(bad)], progress=quiet)
+    status = html.unescape(status)
+    assert "✓ ferry.txt 已加入知识库" in status and "✗ 不支持的文件类型“.exe”" in status
+    assert "ferry.txt" in [row[1] for row in table] and "ferry.txt" in choice["choices"]
+    assert "6 篇文档" in header and files is None
+    assert "未删除任何文档" in html.unescape(app.delete(None, progress=quiet)[2])
+    assert "✓ 已删除 ferry.txt" in html.unescape(app.delete("ferry.txt", progress=quiet)[2])
+    assert "✓ 索引已重建：5 篇文档" in html.unescape(app.rebuild(progress=quiet)[2])
+
+
+# --- rag chat ----------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def served(monkeypatch):
+    calls = []
+    monkeypatch.setattr("rag.app.serve", lambda kb, host, port: calls.append((kb, host, port)))
+    return calls
+
+
+def test_rag_chat_builds_a_missing_index_then_serves(docs_copy, index_copy, served, capsys):
+    from rag.cli import main
+
+    (index_copy / "CURRENT").unlink()  # no live build; the embedding cache stays, so the build is quick
+    assert main(["chat", "--docs", str(docs_copy), "--index", str(index_copy), "--port", "7999"]) == 0
+    kb, host, port = served[0]
+    assert (host, port) == ("127.0.0.1", 7999) and len(kb.index.documents) == 5
+    assert "building it" in capsys.readouterr().err
+
+
+def test_rag_chat_rebuilds_a_broken_index_without_a_terminal(docs_copy, index_copy, served, capsys):
+    from rag.cli import main
+
+    (index_copy / "CURRENT").write_text("no-such-build\n", encoding="utf-8")
+    assert main(["chat", "--docs", str(docs_copy), "--index", str(index_copy)]) == 0
+    err = capsys.readouterr().err
+    assert "the index cannot be used" in err and "rebuilding it" in err
+    assert len(served[0][0].index.documents) == 5
+
+
+def test_rag_chat_updates_a_stale_index(docs_copy, index_copy, served, capsys):
+    from rag.cli import main
+
+    (docs_copy / "ferry.txt").write_text("嘉陵江智能渡轮试运行\n\n渝智一号渡轮可搭载乘客120人。\n", encoding="utf-8")
+    assert main(["chat", "--docs", str(docs_copy), "--index", str(index_copy)]) == 0
+    assert "stale" in capsys.readouterr().err
+    assert "ferry" in served[0][0].index.documents
+
+
+# --- the /ask API --------------------------------------------------------------------------------
+
+
+def test_ask_endpoint_answers_through_gradio_client(seed_kb, tmp_path):
+    from gradio_client import Client
+
+    with running_app(seed_kb, tmp_path / "reports") as url:
+        client = Client(url, verbose=False)
+        answer = client.predict(QUESTION, api_name="/ask")
+        assert "200亿元" in answer["text"] and not answer["abstained"]
+        assert answer["citations"][0]["file"] == "000_c28048898250d032.txt"
+        assert answer["retrieval_mode"] == "hybrid" and answer["mode"] == "extractive"
+        bm25 = client.predict(QUESTION, "bm25", 3, "extractive", api_name="/ask")
+        assert bm25["retrieval_mode"] == "bm25" and len(bm25["passages"]) <= 3
+        with pytest.raises(Exception, match="empty"):
+            client.predict("   ", api_name="/ask")
+        api = client.view_api(print_info=False, return_format="dict")
+        assert list(api["named_endpoints"]) == ["/ask"]  # the page's own events are private
+
+
+def test_the_server_serves_no_documents_or_index_files(seed_kb, tmp_path):
+    import urllib.error
+    import urllib.request
+
+    document = next(seed_kb.docs_dir.glob("*.txt")).resolve()
+    with running_app(seed_kb, tmp_path / "reports") as url:
+        for path in (document, seed_kb.index_dir.resolve() / "CURRENT", ROOT / "README.md", Path("/etc/passwd")):
+            with pytest.raises(urllib.error.HTTPError) as failure:
+                urllib.request.urlopen(f"{url}/gradio_api/file={path}")
+            assert failure.value.code == 403

@@ -1,0 +1,177 @@
+"""The chat page in headless Chromium (Debian's package) driven by Playwright, against a live local server."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"),
+]
+
+FERRY = "嘉陵江智能渡轮试运行\n\n2026年3月18日，重庆嘉陵江首艘智能渡轮“渝智一号”开始试运行。该渡轮可搭载乘客120人，最高航速每小时25公里。\n"
+PAYLOAD_IMG = '<img src=x onerror="window.__pwned=1">'
+PAYLOAD_SCRIPT = "<script>window.__pwned=1</script>"
+HOSTILE = (
+    f"南山云雾茶{PAYLOAD_SCRIPT}\n\n"
+    f"南山云雾茶的采摘期从每年3月{PAYLOAD_IMG}开始，持续约四十天。"
+    "模板${window.__pwned=1}与{{constructor.constructor('window.__pwned=1')()}}只是文字。\n"
+)
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory, seeds_dir, seed_index_dir, embedder):
+    """The page served on a free loopback port over copies of the seeds and the seed index."""
+    from rag.app import serve
+    from rag.kb import KnowledgeBase
+
+    root = tmp_path_factory.mktemp("browser-kb")
+    shutil.copytree(seeds_dir, root / "docs")
+    shutil.copytree(seed_index_dir, root / "index")  # with its embedding cache: only new text is embedded
+    kb = KnowledgeBase(root / "docs", root / "index", embedder)
+    kb.load()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = serve(kb, "127.0.0.1", port, block=False, gold_path=ROOT / "eval" / "gold.jsonl", eval_dir=root / "reports")
+    yield f"http://127.0.0.1:{port}"
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture()
+def page(browser, app_url, tmp_path, request):
+    """A fresh page on the app; a full-page screenshot is saved in the test's tmp dir afterwards."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(app_url)
+    page.wait_for_selector("#question textarea")
+    yield page
+    page.screenshot(path=str(tmp_path / f"{request.node.name}.png"), full_page=True)
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def ask(page, question: str) -> str:
+    """Ask in the chat tab; return the text of the final answer (after its citations became clickable)."""
+    page.get_by_role("tab", name="对话").click()
+    answers = page.locator("#chat [data-testid='bot']")
+    before = answers.count()
+    page.fill("#question textarea", question)
+    page.press("#question textarea", "Enter")
+    page.wait_for_function(
+        """([n]) => { const bots = document.querySelectorAll("#chat [data-testid='bot']");
+                      return bots.length > n && !bots[bots.length - 1].querySelector('.cite.pending')
+                             && bots[bots.length - 1].innerText.trim() !== '…'; }""",
+        arg=[before],
+    )
+    page.wait_for_function("() => !document.querySelector('#sources').innerText.includes('正在检索')")
+    return answers.last.inner_text()
+
+
+def open_citation(page, n: int = 1) -> str:
+    """Click marker [n] of the last answer; return the sources panel's text once the passage is highlighted."""
+    page.locator("#chat [data-testid='bot']").last.locator(f".cite:text-is('[{n}]')").click()
+    page.wait_for_selector("#sources mark#focus-mark")
+    return page.inner_text("#sources")
+
+
+def upload(page, path: Path) -> str:
+    """Upload one file in the knowledge-base tab; return the status message."""
+    page.get_by_role("tab", name="知识库").click()
+    page.set_input_files("#upload input[type=file]", str(path))
+    page.wait_for_function("(name) => document.querySelector('#upload').innerText.includes(name)", arg=path.name)
+    page.click("#upload-button")
+    page.wait_for_function("() => /[✓✗]/.test(document.querySelector('#kb-status').innerText)")
+    return page.inner_text("#kb-status")
+
+
+def test_a_seed_question_is_answered_with_a_citation(page):
+    answer = ask(page, "重庆人工智能产业基金规模有多大")
+    assert "200亿元" in answer and "[1]" in answer
+    assert page.locator("#chat [data-testid='bot'] .cite.cite-key-0-1").count() == 1
+    assert "湾区启航·智创未来" in page.inner_text("#sources")  # the answer's sources are listed
+
+
+def test_clicking_a_citation_highlights_the_passage_and_the_article(page):
+    ask(page, "重庆人工智能产业基金规模有多大")
+    panel = open_citation(page, 1)
+    assert "湾区启航·智创未来" in panel and "2026-01-10" in panel and "000_c28048898250d032.txt" in panel
+    assert "200亿元" in page.inner_text("#sources mark#focus-mark")
+    page.click("#view-article")
+    mark = page.locator("#article mark#article-mark")
+    mark.wait_for()
+    assert "200亿元" in mark.inner_text()
+    # The whole file is shown and scrolled so the highlighted span is inside the visible box.
+    page.wait_for_function(
+        """() => { const box = document.querySelector('#article .article').getBoundingClientRect();
+                   const m = document.querySelector('#article-mark').getBoundingClientRect();
+                   return m.top >= box.top - 1 && m.bottom <= box.bottom + 1 && m.top >= 0
+                          && m.bottom <= window.innerHeight; }"""
+    )
+    assert "重庆人工智能湾区启动大会" in page.inner_text("#article .article")
+
+
+def test_an_uploaded_document_is_indexed_and_cited(page, tmp_path):
+    path = tmp_path / "ferry.txt"
+    path.write_text(FERRY, encoding="utf-8")
+    status = upload(page, path)
+    assert "✓ ferry.txt 已加入知识库" in status
+    assert "ferry.txt" in page.inner_text("#doc-table")
+    answer = ask(page, "渝智一号渡轮可以搭载多少乘客？")
+    assert "120人" in answer
+    assert "ferry.txt" in open_citation(page, 1)
+
+
+def test_a_new_page_lists_documents_added_by_other_sessions(page):
+    # Runs after the upload test (tests run in file order on the module's one server).
+    page.get_by_role("tab", name="知识库").click()
+    page.wait_for_function("() => document.querySelector('#doc-table').innerText.includes('ferry.txt')")
+    assert "6 篇文档" in page.inner_text(".app-sub")
+
+
+def test_a_refused_upload_shows_why(page, tmp_path):
+    path = tmp_path / "binary.txt"
+    path.write_bytes(bytes(range(256)) * 20)
+    assert "✗ binary.txt 不是可识别的文本" in upload(page, path)
+    assert "binary.txt" not in page.inner_text("#doc-table")
+
+
+def test_a_hostile_document_shows_as_text_and_runs_nothing(page, tmp_path):
+    path = tmp_path / "tea.md"
+    path.write_text(HOSTILE, encoding="utf-8")
+    assert "✓ tea.md" in upload(page, path)
+    answer = ask(page, "南山云雾茶的采摘期从什么时候开始？")
+    assert PAYLOAD_IMG in answer  # the markup is shown as the text it is
+    open_citation(page, 1)
+    assert PAYLOAD_IMG in page.inner_text("#sources mark#focus-mark")
+    page.click("#view-article")
+    page.wait_for_selector("#article mark#article-mark")
+    article = page.inner_text("#article .article")
+    assert PAYLOAD_SCRIPT in article and "{{constructor.constructor" in article and "${window.__pwned=1}" in article
+    question = ask(page, f"{PAYLOAD_IMG}**这是什么**？")
+    assert page.locator("#chat [data-testid='user']").last.inner_text().startswith(PAYLOAD_IMG)
+    assert question  # answered or abstained, either way as text
+    page.wait_for_timeout(500)  # let any injected handler have fired
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    assert page.locator("img[src='x']").count() == 0 and page.locator("#chat strong, #chat b").count() == 0

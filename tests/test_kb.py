@@ -1,0 +1,270 @@
+"""The knowledge base: upload validation and conversion, and add/delete/rebuild with the index swapped in."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import threading
+
+import pytest
+
+from rag.answer import Answerer
+from rag.kb import MAX_UPLOAD_BYTES, KnowledgeBase, UploadError, prepare_upload, safe_name
+
+FERRY = "嘉陵江智能渡轮试运行\n\n2026年3月18日，重庆嘉陵江首艘智能渡轮“渝智一号”开始试运行。该渡轮可搭载乘客120人，最高航速每小时25公里。\n"
+
+
+def minimal_pdf(text: str) -> bytes:
+    """Return a one-page PDF showing `text` (ASCII) in Helvetica, with a correct xref table."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode("latin-1")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for n, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def docx_bytes() -> bytes:
+    import docx
+
+    document = docx.Document()
+    document.core_properties.title = "渝智一号渡轮简介"
+    document.add_paragraph("嘉陵江首艘智能渡轮“渝智一号”于2026年3月18日开始试运行。")
+    table = document.add_table(rows=1, cols=2)
+    table.rows[0].cells[0].text = "载客量"
+    table.rows[0].cells[1].text = "120人"
+    document.add_paragraph("渡轮最高航速每小时25公里。")
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+# --- names -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw, name",
+    [
+        ("../../etc/passwd.txt", "passwd.txt"),
+        ("C:\\Users\\me\\报告.TXT", "报告.TXT"),
+        ("ｆｅｒｒｙ．ｔｘｔ", "ferry.txt"),  # full-width letters are NFKC-normalized
+        ("  渡轮 简介.md ", "渡轮 简介.md"),
+    ],
+)
+def test_safe_name_keeps_only_a_normalized_bare_name(raw, name):
+    assert safe_name(raw) == name
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ("a..b.txt", "不能包含"),
+        ("..", "不能为空或以点开头"),
+        (".hidden.txt", "不能为空或以点开头"),
+        ("", "不能为空"),
+        ("bad\x00name.txt", "不允许的字符"),
+        ("what?.txt", "不允许的字符"),
+        ("virus.exe", "不支持的文件类型"),
+        ("noext", "不支持的文件类型"),
+        ("长" * 80 + ".txt", "文件名太长"),
+    ],
+)
+def test_safe_name_refuses_unsafe_names(raw, message):
+    with pytest.raises(UploadError, match=message):
+        safe_name(raw)
+
+
+# --- validation and conversion -----------------------------------------------------------------
+
+
+def test_text_upload_is_stored_as_given():
+    data = FERRY.encode("gb18030")
+    upload = prepare_upload("渡轮.txt", data)
+    assert (upload.name, upload.data, upload.converted) == ("渡轮.txt", data, False)
+
+
+def test_markdown_upload_keeps_its_suffix():
+    assert prepare_upload("notes.MD", FERRY.encode()).name == "notes.md"
+
+
+def test_empty_oversized_and_binary_uploads_are_refused():
+    with pytest.raises(UploadError, match="空文件"):
+        prepare_upload("a.txt", b"")
+    with pytest.raises(UploadError, match="超过了 5 MB"):
+        prepare_upload("a.txt", b"a" * (MAX_UPLOAD_BYTES + 1))
+    with pytest.raises(UploadError, match="不是可识别的文本"):
+        prepare_upload("photo.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00" * 50)
+    with pytest.raises(UploadError, match="没有可检索的文字"):
+        prepare_upload("blank.txt", b"   \n\n  ")
+
+
+def test_html_is_converted_to_text_without_markup_or_scripts():
+    page = (
+        "<html><head><title>渝智一号渡轮</title><script>window.__pwned=1</script></head><body>"
+        "<article><h1>嘉陵江智能渡轮试运行</h1><p>2026年3月18日，重庆嘉陵江首艘智能渡轮“渝智一号”开始试运行。"
+        "该渡轮可搭载乘客120人，最高航速每小时25公里。</p><img src=x onerror=\"window.__pwned=1\"></article>"
+        "</body></html>"
+    )
+    upload = prepare_upload("ferry.html", page.encode("utf-8"))
+    text = upload.data.decode("utf-8")
+    assert upload.name == "ferry.txt" and upload.converted
+    assert "可搭载乘客120人" in text
+    assert text.startswith("嘉陵江智能渡轮试运行")  # the page heading leads, so the loader takes it as title
+    assert "<" not in text and "__pwned" not in text
+
+
+def test_docx_is_converted_with_title_paragraphs_and_tables_in_order():
+    text = prepare_upload("ferry.docx", docx_bytes()).data.decode("utf-8")
+    lines = [line for line in text.split("\n") if line]
+    assert lines == ["渝智一号渡轮简介", "嘉陵江首艘智能渡轮“渝智一号”于2026年3月18日开始试运行。", "载客量 | 120人",
+                     "渡轮最高航速每小时25公里。"]
+
+
+def test_pdf_text_is_extracted():
+    upload = prepare_upload("ferry.pdf", minimal_pdf("The Yuzhi ferry carries 120 passengers."))
+    assert upload.name == "ferry.txt"
+    assert "The Yuzhi ferry carries 120 passengers." in upload.data.decode("utf-8")
+
+
+@pytest.mark.parametrize("name, message", [("broken.pdf", "不是有效的 PDF"), ("broken.docx", "不是有效的 .docx")])
+def test_broken_documents_are_refused(name, message):
+    with pytest.raises(UploadError, match=message):
+        prepare_upload(name, b"this is not really a document" * 10)
+
+
+# --- the knowledge base ------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def kb(docs_copy, index_copy, embedder) -> KnowledgeBase:
+    base = KnowledgeBase(docs_copy, index_copy, embedder)
+    assert base.load() == []
+    return base
+
+
+def test_add_indexes_only_the_new_text_and_swaps_the_index(kb):
+    before = kb.index
+    upload, report = kb.add("ferry.txt", FERRY.encode("utf-8"))
+    assert upload.name == "ferry.txt" and (kb.docs_dir / "ferry.txt").exists()
+    assert kb.index is not before and "ferry" in kb.index.documents and "ferry" not in before.documents
+    assert 0 < report.embedded < 10 and report.cached > 400  # the seeds' vectors come from the cache
+    row = next(r for r in kb.documents() if r.file == "ferry.txt")
+    assert (row.title, row.date, row.chunks) == ("嘉陵江智能渡轮试运行", "2026-03-18", 1)
+    answer = Answerer(kb.index).run("渝智一号渡轮可以搭载多少乘客？")
+    assert "120人" in answer.text and answer.citations[0].file == "ferry.txt"
+
+
+def test_converted_upload_is_stored_as_txt(kb):
+    upload, _ = kb.add("ferry.docx", docx_bytes())
+    assert upload.name == "ferry.txt" and not (kb.docs_dir / "ferry.docx").exists()
+    assert kb.index.documents["ferry"].title == "渝智一号渡轮简介"
+
+
+def test_refused_uploads_change_nothing(kb):
+    files = sorted(p.name for p in kb.docs_dir.iterdir())
+    index = kb.index
+    seed = sorted(kb.docs_dir.glob("*.txt"))[0]
+    for name, data, message in [
+        ("virus.exe", b"MZ", "不支持的文件类型"),
+        ("binary.txt", bytes(range(256)) * 20, "不是可识别的文本"),
+        (seed.stem + ".md", FERRY.encode(), "已有同名文档"),
+        ("copy.txt", seed.read_bytes(), "内容相同"),
+    ]:
+        with pytest.raises(UploadError, match=message):
+            kb.add(name, data)
+    assert sorted(p.name for p in kb.docs_dir.iterdir()) == files
+    assert kb.index is index
+
+
+def test_a_failed_build_removes_the_upload_and_keeps_the_index(kb, monkeypatch):
+    index = kb.index
+
+    def broken(progress):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(kb, "_rebuild", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        kb.add("ferry.txt", FERRY.encode())
+    assert not (kb.docs_dir / "ferry.txt").exists()
+    assert [p.name for p in kb.docs_dir.iterdir() if p.name.startswith(".")] == []
+    assert kb.index is index
+
+
+def test_delete_removes_the_document_from_folder_and_index(kb):
+    victim = sorted(kb.docs_dir.glob("*.txt"))[0]
+    report = kb.delete(victim.name)
+    assert not victim.exists() and report.documents == 4 and report.embedded == 0
+    assert victim.stem not in kb.index.documents
+    assert victim.name not in [r.file for r in kb.documents()]
+    assert [p.name for p in kb.docs_dir.iterdir() if p.name.startswith(".")] == []
+
+
+def test_delete_refuses_unknown_names_and_restores_on_failure(kb, monkeypatch):
+    with pytest.raises(UploadError, match="没有文件"):
+        kb.delete("../../etc/passwd")
+    victim = sorted(kb.docs_dir.glob("*.txt"))[0]
+    content = victim.read_bytes()
+
+    def broken(progress):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(kb, "_rebuild", broken)
+    with pytest.raises(RuntimeError):
+        kb.delete(victim.name)
+    assert victim.read_bytes() == content
+
+
+def test_the_last_document_cannot_be_deleted(tmp_path, seeds_dir, index_copy, embedder):
+    docs = tmp_path / "one"
+    docs.mkdir()
+    first = sorted(seeds_dir.glob("*.txt"))[0]
+    shutil.copy(first, docs)
+    kb = KnowledgeBase(docs, index_copy, embedder)
+    kb.rebuild()
+    with pytest.raises(UploadError, match="最后一篇文档"):
+        kb.delete(first.name)
+    assert (docs / first.name).exists()
+
+
+def test_load_reports_a_stale_index(kb):
+    (kb.docs_dir / "ferry.txt").write_text(FERRY, encoding="utf-8")
+    reasons = kb.load()
+    assert reasons and "ferry.txt" in reasons[0]
+
+
+def test_questions_keep_working_while_the_index_is_rebuilt(kb):
+    errors: list[BaseException] = []
+    answers: list[str] = []
+    done = threading.Event()
+
+    def ask() -> None:
+        while not done.is_set():
+            try:
+                answers.append(Answerer(kb.index).run("重庆人工智能产业基金规模有多大").text)
+            except BaseException as exc:  # noqa: BLE001 - any failure is the finding
+                errors.append(exc)
+                return
+
+    thread = threading.Thread(target=ask)
+    thread.start()
+    try:
+        kb.add("ferry.txt", FERRY.encode())
+        kb.delete("ferry.txt")
+    finally:
+        done.set()
+        thread.join()
+    assert errors == []
+    assert answers and all("200亿元" in a for a in answers)
