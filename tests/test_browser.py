@@ -7,6 +7,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
@@ -99,8 +100,20 @@ def open_citation(page, n: int = 1) -> str:
 def upload(page, path: Path) -> str:
     """Upload one file in the knowledge-base tab; return the status message."""
     page.get_by_role("tab", name="知识库").click()
-    page.set_input_files("#upload input[type=file]", str(path))
-    page.wait_for_function("(name) => document.querySelector('#upload').innerText.includes(name)", arg=path.name)
+    # The tab renders lazily and the page's load event refreshes it: pick the file once it is settled.
+    page.wait_for_function("() => (document.querySelector('#doc-table') || {innerText: ''}).innerText.includes('.txt')")
+    page.locator("#upload input[type=file]").wait_for(state="attached")
+    # A file picked while Gradio is still wiring the freshly rendered tab is sometimes dropped
+    # (about one run in three, always the page's first upload); pick it again, as a person would.
+    for attempt in range(3):
+        page.set_input_files("#upload input[type=file]", str(path))
+        try:
+            page.wait_for_function("(name) => document.querySelector('#upload').innerText.includes(name)",
+                                   arg=path.name, timeout=15_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
     page.click("#upload-button")
     page.wait_for_function("() => /[✓✗]/.test(document.querySelector('#kb-status').innerText)")
     return page.inner_text("#kb-status")
