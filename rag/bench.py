@@ -11,7 +11,8 @@ One run measures, side by side:
              Recall@10 against exact search
   bm25       query latency over synthetic chunks (seed sentences recombined)
 
-Results go to DIR/<timestamp>.json, .md and .png; a full run also rewrites DIR/latest.md.
+Results go to DIR/<timestamp>.json and .png; the markdown tables are printed, and a full run also
+writes them to DIR/latest.md.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class BenchConfig:
     questions: int | None = None  # None: every gold question
     faiss_sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)
     random_sizes: tuple[int, ...] = (10_000, 100_000)  # uniform unit vectors: the worst case for ANN
-    hnsw_max: int = 100_000  # HNSW builds beyond this take more than ten minutes on two cores
+    hnsw_max: int = 100_000  # HNSW builds beyond this take many minutes on two cores
     bm25_sizes: tuple[int, ...] = (10_000, 100_000)
     seed: int = 0
 
@@ -64,7 +65,7 @@ class BenchConfig:
 
     @classmethod
     def full(cls, **overrides) -> BenchConfig:
-        """Return the settings of a full run (about ten minutes on two cores)."""
+        """Return the settings of a full run (about six minutes on two idle cores)."""
         return cls(**overrides)
 
     @classmethod
@@ -82,9 +83,8 @@ class BenchReport:
 
     results: dict
     json_path: Path
-    markdown_path: Path
     plot_path: Path | None
-    latest_path: Path | None
+    latest_path: Path | None  # the markdown, written by full runs only (the one result file kept in git)
     markdown: str = field(repr=False, default="")
 
 
@@ -347,8 +347,8 @@ def faiss_scale(base: np.ndarray, config: BenchConfig, say: Callable[[str], None
             del store
         del vectors
     if max(config.faiss_sizes) > config.hnsw_max:
-        notes.append(f"HNSW skipped above {config.hnsw_max:,} vectors: its build would take over ten minutes "
-                     "on two cores, and at ~1.8 kB per vector it is far over a 600-byte budget")
+        notes.append(f"HNSW skipped above {config.hnsw_max:,} vectors: its build grows to many minutes on two "
+                     "cores, and at ~1.8 kB per vector it is three times over a 600-byte budget")
     return rows
 
 
@@ -427,13 +427,11 @@ def write(results: dict, config: BenchConfig) -> BenchReport:
     json_path.write_text(json.dumps(results, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     plot_path = plot(results, out / f"{stamp}.png")
     markdown = format_markdown(results, plot_path.name if plot_path else None)
-    markdown_path = out / f"{stamp}.md"
-    markdown_path.write_text(markdown, encoding="utf-8")
     latest = None
     if not config.quick:  # a quick run is too small to stand for the project's figures
         latest = out / "latest.md"
         latest.write_text(markdown, encoding="utf-8")
-    return BenchReport(results, json_path, markdown_path, plot_path, latest, markdown)
+    return BenchReport(results, json_path, plot_path, latest, markdown)
 
 
 def format_markdown(results: dict, plot_name: str | None = None) -> str:

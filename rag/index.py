@@ -197,10 +197,10 @@ def build_index(
     )
 
 
-# Exact search up to this many embedded units. Measured by `rag bench` on 2 cores: flat search
-# costs ~0.05 ms per 1k vectors (about 2.5 ms here), while IVF-SQ8 stays under 1 ms at Recall@10
-# ~0.97 from 100k vectors to 1M and needs enough vectors to train its lists.
-EXACT_SEARCH_MAX = 50_000
+# Exact search up to this many embedded units (about 1,250 chunks). Measured by `rag bench` on two
+# cores (bench/results/latest.md): flat search costs ~0.22 ms per 1k vectors, so ~2.2 ms here, while
+# IVF-SQ8 answers in 0.2-1.6 ms from 10k to 1M vectors at Recall@10 0.97-0.98.
+EXACT_SEARCH_MAX = 10_000
 
 
 def choose_dense_kind(size: int, exact_max: int = EXACT_SEARCH_MAX) -> str:

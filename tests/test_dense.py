@@ -5,14 +5,12 @@ from rag.bench import perturbed_vectors, recall_at
 from rag.dense import build_store, ivf_lists, load_store
 from rag.index import EXACT_SEARCH_MAX, build_index, choose_dense_kind, load_index, read_manifest
 
-# The real threshold is 50k units; a lower one keeps the corpus above it small enough for a fast test.
-TEST_THRESHOLD = 10_000
-CORPUS = 30_000
+CORPUS = 3 * EXACT_SEARCH_MAX  # above the threshold, and small enough for a fast test
 
 
 @pytest.fixture(scope="module")
 def corpus(seed_index):
-    """Seed unit embeddings plus noise: clustered like a real corpus, three times the test threshold."""
+    """Seed unit embeddings plus noise: clustered like a real corpus, three times the threshold."""
     base = np.asarray(seed_index.unit_vectors, dtype=np.float32)
     return perturbed_vectors(base, CORPUS, seed=0), perturbed_vectors(base, 200, seed=1)
 
@@ -21,14 +19,15 @@ def test_exact_search_up_to_the_threshold_and_ivf_above():
     assert choose_dense_kind(556) == "flat"
     assert choose_dense_kind(EXACT_SEARCH_MAX) == "flat"
     assert choose_dense_kind(EXACT_SEARCH_MAX + 1) == "ivf_sq8"
-    assert choose_dense_kind(CORPUS, exact_max=TEST_THRESHOLD) == "ivf_sq8"
+    assert choose_dense_kind(CORPUS) == "ivf_sq8"
+    assert choose_dense_kind(CORPUS, exact_max=CORPUS) == "flat"
     with pytest.raises(ValueError, match="must be >= 0"):
         choose_dense_kind(-1)
 
 
 def test_approximate_index_above_the_threshold_keeps_recall_at_10(corpus, tmp_path):
     vectors, queries = corpus
-    kind = choose_dense_kind(len(vectors), exact_max=TEST_THRESHOLD)
+    kind = choose_dense_kind(len(vectors))
     exact = build_store(vectors, "flat").search(queries, 10)[1]
     store = build_store(vectors, kind)
     assert store.kind == "ivf_sq8" and store.size == CORPUS
@@ -42,7 +41,7 @@ def test_approximate_index_above_the_threshold_keeps_recall_at_10(corpus, tmp_pa
 
 def test_hnsw_keeps_recall_at_10(corpus):
     vectors, queries = corpus
-    vectors = vectors[:TEST_THRESHOLD]
+    vectors = vectors[:EXACT_SEARCH_MAX]
     exact = build_store(vectors, "flat").search(queries, 10)[1]
     assert recall_at(build_store(vectors, "hnsw").search(queries, 10)[1], exact) >= 0.95
 
