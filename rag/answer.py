@@ -256,6 +256,17 @@ def _tokens(text: str) -> frozenset[str]:
 
 
 @functools.lru_cache(maxsize=65536)
+def _words(text: str) -> frozenset[str]:
+    """Plain jieba words of a sentence, memoized like `_tokens`."""
+    return frozenset(textmod.words(text))
+
+
+@functools.lru_cache(maxsize=65536)
+def _normalized(text: str) -> str:
+    return textmod.normalize(text)
+
+
+@functools.lru_cache(maxsize=65536)
 def _bigrams(text: str) -> frozenset[str]:
     return frozenset(textmod.bigrams(text))
 
@@ -295,7 +306,7 @@ def _asked_slot(question: str) -> tuple[str, ...]:
 def _slot_match(profile: QuestionProfile, sentence: str) -> float:
     if not profile.slot:
         return 0.5
-    present = set(textmod.words(sentence))
+    present = _words(sentence)
     return sum(1 for w in profile.slot if w in present) / len(profile.slot)
 
 
@@ -309,12 +320,12 @@ def _unit_match(profile: QuestionProfile, sentence: str) -> float:
     if not profile.unit:
         return 0.0
     pattern = r"(\d[\d,.]*|[一二两三四五六七八九十百千]+)\s*(多|余|万|亿|千|百)*\s*" + re.escape(profile.unit)
-    return 1.0 if re.search(pattern, textmod.normalize(sentence)) else 0.0
+    return 1.0 if re.search(pattern, _normalized(sentence)) else 0.0
 
 
 def _cue(profile: QuestionProfile, sentence: str) -> float:
     """1 when the sentence holds the kind of fact asked for, 0 when it lacks it, 0.5 if none is asked."""
-    normalized = textmod.normalize(sentence)
+    normalized = _normalized(sentence)
     if profile.wants_date:
         return 1.0 if _DATE.search(normalized) else 0.0
     if profile.wants_number:

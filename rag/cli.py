@@ -151,11 +151,11 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
-def open_index(index_dir: Path, docs_dir: Path | None, strict: bool = False):
+def open_index(index_dir: Path, docs_dir: Path | None, strict: bool = False, long_lived: bool = False):
     """Return the loaded index, warning (or failing when strict) if it is stale."""
     from rag.index import load_index, stale_message, staleness
 
-    index = load_index(index_dir)
+    index = load_index(index_dir, long_lived=long_lived)
     if docs_dir is not None:
         reasons = staleness(index.manifest, docs_dir)
         if reasons:
@@ -226,7 +226,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from rag.calibrate import calibrate
 
-    index = open_index(args.index, args.docs, strict=True)
+    index = open_index(args.index, args.docs, strict=True, long_lived=True)
     result = calibrate(index, args.gold, fit_sentences=args.sentences)
     print(f"fitted on {result['questions']} questions ({result['unanswerable']} unanswerable): "
           f"abstain below confidence {result['threshold']:.3f}; written to rag/data/answer_calibration.json")
@@ -248,7 +248,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         report = evaluate.run_squad_eval(args.squad, **common)
     else:
         evaluate.load_gold(args.gold)  # a broken gold file fails before the slow index load
-        index = open_index(args.index, args.docs, strict=True)  # a stale index would score the wrong corpus
+        # A stale index would score the wrong corpus.
+        index = open_index(args.index, args.docs, strict=True, long_lived=True)
         report = evaluate.run_eval(index, args.gold, **common)
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -286,6 +287,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
         print(f"warning: serving on {args.host}: anyone who can reach it can ask questions and change the documents",
               file=sys.stderr)
     from rag.app import serve
+
+    kb.warm()
 
     print(f"问渝 chat page: http://{'127.0.0.1' if args.host == '0.0.0.0' else args.host}:{args.port}  (Ctrl+C to stop)")
     try:

