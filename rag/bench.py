@@ -65,7 +65,7 @@ class BenchConfig:
 
     @classmethod
     def full(cls, **overrides) -> BenchConfig:
-        """Return the settings of a full run (about six minutes on two idle cores)."""
+        """Return the settings of a full run (about nine minutes on two idle cores)."""
         return cls(**overrides)
 
     @classmethod
