@@ -28,6 +28,9 @@ _NUMBER_Q = re.compile(r"多少|几[个家项台辆所次年成倍万亿%]|多�
 _DATE_Q = re.compile(r"何时|哪天|哪一天|哪年|哪一年|几月|什么时候|什么时间|日期|时间是|\bwhen\b|what (year|date|day)|which (year|date|day)", re.I)
 _ENTITY_Q = re.compile(r"哪家|哪个|哪些|哪所|哪位|哪里|哪座|谁|什么机构|什么公司|什么单位|名称|叫什么|是什么|"
                        r"\bwho\b|\bwhich\b|\bwhere\b|\bwhat\b.*\bname", re.I)
+_PERSON_Q = re.compile(r"谁|哪位|哪一位|什么人|\bwho\b", re.I)
+_PLACE_Q = re.compile(r"哪里|哪儿|在哪(?=[？?。]|$)|什么地方|哪个(?:区|市|县|城市|省|地方|国家)|哪座城市|\bwhere\b", re.I)
+_PLACE = re.compile(r"[\u4e00-\u9fff]{2,}(?:区|市|县|镇|省|新城)")
 _LIST_Q = re.compile(r"哪些|有哪|包括什么|包括哪|列举|分别|几大|\bwhat are\b|\blist\b|\bwhich .+s\b", re.I)
 
 # A quantity: digits (or Chinese numerals) followed by a unit, not a year, month or day.
@@ -55,6 +58,8 @@ class QuestionProfile:
     wants_number: bool
     wants_date: bool
     wants_entity: bool
+    wants_person: bool
+    wants_place: bool
     wants_list: bool
     unit: str
     slot: tuple[str, ...]
@@ -87,6 +92,8 @@ def profile_question(question: str) -> QuestionProfile:
         wants_number=wants_number,
         wants_date=wants_date,
         wants_entity=bool(_ENTITY_Q.search(normalized)) and not (wants_number or wants_date),
+        wants_person=bool(_PERSON_Q.search(normalized)) and not (wants_number or wants_date),
+        wants_place=bool(_PLACE_Q.search(normalized)) and not (wants_number or wants_date),
         wants_list=bool(_LIST_Q.search(normalized)),
         unit=_asked_unit(normalized),
         slot=_asked_slot(question),
@@ -330,6 +337,15 @@ def _cue(profile: QuestionProfile, sentence: str) -> float:
         return 1.0 if _DATE.search(normalized) else 0.0
     if profile.wants_number:
         return 1.0 if _NUMBER.search(normalized) else 0.0
+    if profile.wants_person or profile.wants_place:
+        # The answer names someone or somewhere the question does not already name.
+        people, places = textmod.names(sentence)
+        if profile.wants_person:  # "谁" may ask for an organisation too
+            found = people | {m.group() for m in _ENTITY.finditer(normalized)}
+        else:
+            found = places | {m.group() for m in _PLACE.finditer(normalized)}
+        asked = textmod.normalize(profile.text)
+        return 1.0 if any(name not in asked for name in found) else 0.0
     if profile.wants_entity:
         return 1.0 if _ENTITY.search(sentence) else 0.0
     return 0.5

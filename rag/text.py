@@ -128,6 +128,25 @@ def add_words(words: list[str]) -> None:
             tokenizer.add_word(word, freq=20000)
 
 
+@functools.lru_cache(maxsize=1)
+def _tagger():
+    import jieba.posseg
+
+    return jieba.posseg.POSTokenizer(_jieba())
+
+
+@functools.lru_cache(maxsize=65536)
+def names(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    """Return the (person names, place names) jieba's part-of-speech tagger finds in `text`."""
+    people, places = set(), set()
+    for word, flag in _tagger().lcut(normalize(text)):
+        if flag == "nr" and len(word) >= 2:
+            people.add(word)
+        elif flag == "ns" and len(word) >= 2:
+            places.add(word)
+    return frozenset(people), frozenset(places)
+
+
 def words(text: str) -> list[str]:
     """Return jieba words of the normalized `text`, spaces dropped, stopwords kept."""
     return [w for w in _jieba().lcut(normalize(text)) if w.strip()]

@@ -98,3 +98,24 @@ def test_question_profiles():
     assert profile_question("总经理是谁").wants_entity
     assert profile_question("How many robots?").english
     assert profile_question("機器人有多少").traditional
+
+
+def test_a_where_question_wants_a_place_the_question_does_not_name():
+    from rag.answer import _cue
+
+    profile = profile_question("华峰重庆氨纶位于重庆哪里？")
+    assert profile.wants_place and not profile.wants_person
+    assert _cue(profile, "目光转向重庆涪陵,全球同行业生产规模最大的单体氨纶生产企业——华峰重庆氨纶,同样在经历一场智造变革。") == 1.0
+    assert _cue(profile, "通过数智赋能,华峰重庆氨纶正逐步破解传统化纤行业“大而不强”的结构性困局。") == 0.0
+    assert not profile_question("张思文在哪家公司担任战略规划部经理？").wants_place  # a company, not a place
+
+
+def test_a_who_question_wants_a_name_the_question_does_not_hold():
+    from rag.answer import _cue
+
+    profile = profile_question("重庆师范大学副校长叫什么？")
+    assert not profile.wants_person  # 叫什么 asks for a name of any kind
+    profile = profile_question("忽米网络的CEO是谁？")
+    assert profile.wants_person
+    assert _cue(profile, "市政协委员、忽米网络CEO 巩书凯表示,重庆在“产业大脑+未来工厂”建设中形成了经验。") == 1.0
+    assert _cue(profile, "忽米网络的CEO表示,这些经验可以复制推广。") == 0.0
