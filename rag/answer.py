@@ -251,7 +251,7 @@ _DEFAULT_WEIGHTS = {
     "short": -1.0,
 }
 _SECOND_SENTENCE_MARGIN = 0.35
-_FOCUS_CHARS = 90  # a longer sentence is quoted from its best clauses only
+_FOCUS_CHARS = 120  # a longer sentence is quoted from its best clauses only (chosen on eval/calibration.jsonl)
 EVIDENCE = ("score", "lexical", "dense", "unseen", "cue", "unit", "slot", "en", "en_score", "en_dense")
 _DEFAULT_ABSTAIN_WEIGHTS = {"score": 1.0, "unseen": -2.0, "en_score": 1.0}
 

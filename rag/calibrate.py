@@ -86,8 +86,9 @@ def calibrate(index: Index, path: Path, out: Path = CALIBRATION_FILE, fit_senten
         answerable.append(1.0 if item.get("answers") else 0.0)
     x, y = np.array(features), np.array(answerable)
     w = fit_logistic(x, y, l2=1.0)
-    confidence = 1 / (1 + np.exp(-(x @ w[:-1] + w[-1])))
-    threshold = choose_threshold(confidence, y)
+    # The cut is chosen on out-of-fold confidences: in-sample ones are optimistic, and a cut placed
+    # by them abstains on more answerable questions than promised once the questions are new.
+    threshold = choose_threshold(out_of_fold_confidence(x, y), y)
     result = {
         "weights": weights,
         "abstain_weights": dict(zip(EVIDENCE, (float(v) for v in w[:-1]))),
@@ -102,11 +103,32 @@ def calibrate(index: Index, path: Path, out: Path = CALIBRATION_FILE, fit_senten
     return result
 
 
+def out_of_fold_confidence(x: np.ndarray, y: np.ndarray, folds: int = 5) -> np.ndarray:
+    """Return each question's confidence from a model fitted without it (folds stratified by label)."""
+    fold = np.zeros(len(y), dtype=int)
+    for label in (0.0, 1.0):
+        rows = np.flatnonzero(y == label)
+        fold[rows] = np.arange(len(rows)) % folds
+    out = np.zeros(len(y))
+    for k in range(folds):
+        held = fold == k
+        if held.all() or not held.any():
+            continue
+        w = fit_logistic(x[~held], y[~held], l2=1.0)
+        out[held] = 1 / (1 + np.exp(-(x[held] @ w[:-1] + w[-1])))
+    return out
+
+
 def choose_threshold(confidence: np.ndarray, answerable: np.ndarray) -> float:
-    """Return the cut with the best abstention F1 whose false-abstention rate stays within bounds."""
+    """Return the cut with the best abstention F1 whose false-abstention rate stays within bounds.
+
+    The cut sits halfway between the confidences it separates, not on one of them.
+    """
     best_t, best_f1 = 0.0, -1.0
     n_answerable = max(1, int(answerable.sum()))
-    for t in np.unique(np.concatenate([[0.0], confidence])):
+    values = np.unique(np.concatenate([[0.0], confidence]))
+    cuts = np.concatenate([[0.0], (values[:-1] + values[1:]) / 2, [values[-1] + 1e-9]])
+    for t in cuts:
         abstain = confidence < t
         false_abstain = (abstain & (answerable == 1)).sum() / n_answerable
         if false_abstain > MAX_FALSE_ABSTENTION:

@@ -208,10 +208,11 @@ def build_index(
 # Below this many texts to embed, starting a second process for BM25 costs more than it hides.
 BACKGROUND_BM25_MIN_TEXTS = 64
 
-# Exact search up to this many embedded units (about 1,250 chunks). Measured by `rag bench` on two
-# cores (bench/results/latest.md): flat search costs ~0.22 ms per 1k vectors, so ~2.2 ms here, while
-# IVF-SQ8 answers in 0.2-1.6 ms from 10k to 1M vectors at Recall@10 0.97-0.98.
-EXACT_SEARCH_MAX = 10_000
+# Exact search up to this many embedded units (about 3,700 chunks). Measured by `rag bench` on two
+# cores (bench/results/latest.md): flat search costs ~0.21 ms per 1k vectors, and the other stages of
+# a hybrid answer take ~23.5 ms p50, leaving ~6.5 ms of the 30 ms target: 30k vectors. Above that,
+# IVF-SQ8 answers in 0.5-1.5 ms up to 1M vectors, but at Recall@10 0.97-0.98, not 1.
+EXACT_SEARCH_MAX = 30_000
 
 
 def choose_dense_kind(size: int, exact_max: int = EXACT_SEARCH_MAX) -> str:

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from rag.bench import BenchConfig, exact_search_threshold, flops_per_text, format_markdown, recall_at, run
+from rag.bench import (BenchConfig, dense_budget, exact_search_threshold, flops_per_text, format_markdown, recall_at,
+                       run)
 
 ROOT_GOLD = "eval/gold.jsonl"
 
@@ -65,6 +66,14 @@ def test_threshold_is_fitted_from_flat_latency():
     fitted = exact_search_threshold(rows, budget_ms=2.5)
     assert fitted["flat_ms_per_1k_vectors"] == 0.05
     assert fitted["suggested_exact_max"] == 50_000
+
+
+def test_exact_search_gets_what_the_answer_target_leaves_to_it():
+    rows = [{"mode": "hybrid", "stage": "total", "p50_ms": 24.0}, {"mode": "hybrid", "stage": "dense", "p50_ms": 0.5},
+            {"mode": "bm25", "stage": "total", "p50_ms": 5.0}]
+    assert dense_budget(rows) == 6.5  # 30 - (24.0 - 0.5)
+    rows[0]["p50_ms"] = 80.0  # a machine too slow for the target still gets a millisecond
+    assert dense_budget(rows) == 1.0
 
 
 def test_bad_settings_are_refused():
