@@ -262,9 +262,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from rag.index import IndexProblem
-    from rag.kb import KnowledgeBase
+    from rag.index import IndexProblem, clean_leftovers
+    from rag.kb import KnowledgeBase, remove_deleted_leftovers
 
+    # What a killed build or delete left behind (temporary builds, documents half deleted) goes first.
+    clean_leftovers(args.index)
+    remove_deleted_leftovers(args.docs)
     kb = KnowledgeBase(args.docs, args.index)
     if not kb.exists:
         print(f"no index in {args.index} yet: building it from {args.docs}", file=sys.stderr)

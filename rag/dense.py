@@ -55,6 +55,11 @@ class FaissStore:
         """Number of stored vectors."""
         return int(self._index.ntotal)
 
+    @property
+    def dim(self) -> int:
+        """Dimension of the stored vectors."""
+        return int(self._index.d)
+
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Return (scores, ids) of the k nearest stored vectors per query."""
         if k <= 0:

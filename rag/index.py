@@ -4,10 +4,12 @@ Layout of an index folder:
     CURRENT                 name of the live build (switched with one atomic rename)
     builds/<id>/            manifest.json, documents.json, chunks.jsonl, vectors.faiss, bm25/, userdict.txt
     cache/                  passage vectors by (model, text hash), shared by every build
+    build.lock              flock'ed by the one build running; names its pid
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -28,7 +30,7 @@ import numpy as np
 from rag import __version__
 from rag import text as textmod
 from rag.chunk import ChunkConfig, chunk_document
-from rag.dense import FaissStore, build_store, load_store
+from rag.dense import DENSE_KINDS, FaissStore, build_store, load_store
 from rag.embed import DEFAULT_MODEL, Embedder, EmbeddingCache, make_embedder, usable_cores
 from rag.load import load_folder
 from rag.sparse import BackgroundBuild, BM25Index, build_and_save
@@ -39,6 +41,9 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 NORMALIZATION = {"unicode": "NFKC", "chinese": "opencc t2s", "case": "lower", "tokenizer": "jieba"}
 DOMAIN_TERMS = Path(__file__).with_name("data") / "domain_terms.txt"
+LOCK_FILE = "build.lock"
+# A second builder waits this long for the first (a seed build takes ~10 s; a large corpus minutes).
+BUILD_LOCK_TIMEOUT = 600.0
 _QUOTED_TERM = re.compile(r"[“「『\"]([\u4e00-\u9fffA-Za-z0-9+]{2,8})[”」』\"]")
 
 
@@ -115,8 +120,19 @@ def build_index(
     chunking: ChunkConfig = ChunkConfig(),
     progress: Callable[[str, int, int], None] | None = None,
     dense_kind: str | None = None,
+    lock_timeout: float = BUILD_LOCK_TIMEOUT,
 ) -> BuildReport:
-    """Index every document of `docs_dir` into `index_dir`; the previous build stays live until the switch."""
+    """Index every document of `docs_dir` into `index_dir`; the previous build stays live until the switch.
+
+    Builds of one index folder take turns (another process's build is waited for up to `lock_timeout`
+    seconds, then IndexBusy says who holds it); what killed builds left behind is removed first.
+    """
+    with build_lock(Path(index_dir), lock_timeout):
+        _remove_leftovers(Path(index_dir))
+        return _build(docs_dir, index_dir, embedder, chunking, progress, dense_kind)
+
+
+def _build(docs_dir, index_dir, embedder, chunking, progress, dense_kind) -> BuildReport:
     began = time.perf_counter()
     embedder = embedder or make_embedder(DEFAULT_MODEL)
     index_dir = Path(index_dir)
@@ -272,7 +288,96 @@ def _prune(builds: Path, keep: str) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
+# --- one builder at a time, and what killed builds leave -------------------------------------
+
+class IndexBusy(IndexProblem):
+    """Another process is building the same index folder."""
+
+
+@contextlib.contextmanager
+def build_lock(index_dir: Path, timeout: float = BUILD_LOCK_TIMEOUT):
+    """Hold the build lock of `index_dir`; wait up to `timeout` s for another holder, then raise IndexBusy.
+
+    flock, not a lock file's existence: the kernel drops the lock when its holder dies, even by kill -9,
+    so nothing stale is ever left to break. The file says who holds it, for the waiter's message.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: builds are not serialized there
+        yield
+        return
+    if timeout < 0:
+        raise ValueError(f"timeout must be >= 0, got {timeout}")
+    index_dir = Path(index_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(index_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline, waiting = time.monotonic() + timeout, False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise IndexBusy(f"another build of {index_dir} is running ({_holder(fd)}); gave up after "
+                                    f"{timeout:g} s: let it finish, or stop it, then run `rag index` again") from None
+                if not waiting:
+                    log.warning("waiting for another build of %s (%s), up to %g s", index_dir, _holder(fd), timeout)
+                    waiting = True
+                time.sleep(min(0.2, max(deadline - time.monotonic(), 0.0)))
+        since = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "since": since}).encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _holder(fd: int) -> str:
+    try:
+        holder = json.loads(os.pread(fd, 200, 0))
+        return f"pid {int(holder['pid'])}, since {str(holder['since'])[:40]}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "holder unknown"  # it has just taken the lock and not yet written its name
+
+
+def clean_leftovers(index_dir: Path) -> list[Path]:
+    """Remove what killed builds left in `index_dir`, unless a build is running now; return what went."""
+    index_dir = Path(index_dir)
+    if not index_dir.is_dir():
+        return []
+    try:
+        with build_lock(index_dir, timeout=0):
+            return _remove_leftovers(index_dir)
+    except IndexBusy:
+        return []  # its temporary files are live
+
+
+def _remove_leftovers(index_dir: Path) -> list[Path]:
+    # Called with the build lock held, so no temporary build folder or file here belongs to a live build.
+    builds = index_dir / "builds"
+    removed = [p for p in builds.glob(".tmp-*")] if builds.is_dir() else []
+    removed += list(index_dir.glob(".CURRENT-*"))
+    for path in removed:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    if (index_dir / "cache").is_dir():  # may be shared (evaluate.py links it): only files of dead writers
+        removed += EmbeddingCache.remove_leftovers(index_dir / "cache")
+    if removed:
+        log.info("removed %d leftovers of killed builds in %s", len(removed), index_dir)
+    return removed
+
+
 # --- load -------------------------------------------------------------------------------------
+
+
+# A build id as build_index makes it: CURRENT naming anything else (a path, garbage) is damage.
+_BUILD_NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,99}")
 
 
 def current_build(index_dir: Path) -> Path:
@@ -281,7 +386,13 @@ def current_build(index_dir: Path) -> Path:
     pointer = index_dir / "CURRENT"
     if not pointer.exists():
         raise IndexProblem(f"no index in {index_dir}: run `rag index` first")
-    build = index_dir / "builds" / pointer.read_text(encoding="utf-8").strip()
+    try:
+        name = pointer.read_bytes().decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        name = ""
+    if not _BUILD_NAME.fullmatch(name):
+        raise _damaged(index_dir, "CURRENT does not name a build")
+    build = index_dir / "builds" / name
     if not (build / "manifest.json").exists():
         raise IndexProblem(f"the index in {index_dir} is incomplete or damaged: run `rag index` to rebuild it")
     return build
@@ -296,39 +407,142 @@ def read_manifest(index_dir: Path) -> dict:
 def load_index(index_dir: Path, embedder: Embedder | None = None, long_lived: bool = False) -> Index:
     """Return the live index of `index_dir`; refuse one built with another embedding model.
 
-    Without `embedder`, the manifest's model is loaded (`long_lived`: see `make_embedder`).
+    Without `embedder`, the manifest's model is loaded (`long_lived`: see `make_embedder`). Every file
+    is checked against the others (counts, shapes, spans), so damage raises IndexProblem here rather
+    than a traceback or a silently wrong answer later.
     """
     build = current_build(index_dir)
-    try:
+    with _reading(index_dir, "manifest.json"):
         with open(build / "manifest.json", encoding="utf-8") as f:
             manifest = json.load(f)
-        if manifest.get("format") != FORMAT_VERSION:
+        if isinstance(manifest, dict) and manifest.get("format", FORMAT_VERSION) != FORMAT_VERSION:
             raise IndexProblem(f"the index in {index_dir} has an old format: run `rag index` to rebuild it")
-        embedder = embedder or make_embedder(_spec_for(manifest["embedder"]["id"]), long_lived)
-        if embedder.model_id != manifest["embedder"]["id"]:
-            raise IndexProblem(
-                f"the index was built with {manifest['embedder']['id']}, not {embedder.model_id}: "
-                f"run `rag index --model ...` with the model you want"
-            )
-        with open(build / "documents.json", encoding="utf-8") as f:
-            documents = {}
-            for raw in json.load(f):
-                raw["offsets"] = tuple(raw["offsets"])
-                documents[raw["id"]] = Document(**raw)
-        with open(build / "chunks.jsonl", encoding="utf-8") as f:
-            chunks = [Chunk(**json.loads(line)) for line in f if line.strip()]
-        textmod.add_words(textmod.read_wordlist(build / "userdict.txt"))
-        dense = load_store(build, manifest["dense"]["kind"])
+        _check_manifest(manifest)
+    embedder = embedder or make_embedder(_spec_for(manifest["embedder"]["id"]), long_lived)
+    if embedder.model_id != manifest["embedder"]["id"]:
+        raise IndexProblem(
+            f"the index was built with {manifest['embedder']['id']}, not {embedder.model_id}: "
+            f"run `rag index --model ...` with the model you want"
+        )
+    with _reading(index_dir, "documents.json"):
+        documents = _load_documents(build / "documents.json", manifest)
+    with _reading(index_dir, "chunks.jsonl"):
+        chunks = _load_chunks(build / "chunks.jsonl", manifest, documents)
+    with _reading(index_dir, "userdict.txt"):
+        words = (build / "userdict.txt").read_text(encoding="utf-8")
+        if not words.endswith("\n"):  # a build always ends it with a newline: this one was cut short
+            raise ValueError("cut short")
+        textmod.add_words(w.strip() for w in words.splitlines() if w.strip())
+    with _reading(index_dir, "vectors.faiss"):
+        try:
+            dense = load_store(build, manifest["dense"]["kind"])
+        except RuntimeError as exc:  # FAISS's own message is a C++ stack position
+            raise ValueError("FAISS cannot read it") from exc
+        if (dense.size, dense.dim) != (manifest["dense"]["size"], manifest["embedder"]["dim"]):
+            raise ValueError(f"{dense.size} vectors of {dense.dim} numbers, the manifest says "
+                             f"{manifest['dense']['size']} of {manifest['embedder']['dim']}")
+    with _reading(index_dir, "bm25"):
         bm25 = BM25Index.load(build, len(chunks))
-        units = np.load(build / "units.npy")
-        unit_vectors = np.load(build / "unit_vectors.npy", mmap_mode="r")
+    with _reading(index_dir, "units.npy"):
+        units = np.load(build / "units.npy", allow_pickle=False)
+        _check_units(units, chunks, dense.size)
+    with _reading(index_dir, "unit_vectors.npy"):
+        unit_vectors = np.load(build / "unit_vectors.npy", mmap_mode="r", allow_pickle=False)
+        if unit_vectors.shape != (len(units), dense.dim) or unit_vectors.dtype != np.float32:
+            raise ValueError(f"shape {unit_vectors.shape} {unit_vectors.dtype}, not ({len(units)}, {dense.dim}) float32")
+    return Index(build, manifest, documents, chunks, dense, bm25, embedder, units, unit_vectors)
+
+
+def _damaged(index_dir: Path, what: str) -> IndexProblem:
+    return IndexProblem(f"the index in {index_dir} is damaged ({what}): run `rag index` to rebuild it")
+
+
+@contextlib.contextmanager
+def _reading(index_dir: Path, name: str):
+    """Turn any failure while reading or checking the file `name` into IndexProblem."""
+    try:
+        yield
     except IndexProblem:
         raise
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
-        raise IndexProblem(f"the index in {index_dir} cannot be read ({exc}): run `rag index` to rebuild it") from exc
-    if dense.size != len(units) or len(unit_vectors) != len(units) or bm25.size != len(chunks):
-        raise IndexProblem(f"the index in {index_dir} is inconsistent: run `rag index` to rebuild it")
-    return Index(build, manifest, documents, chunks, dense, bm25, embedder, units, unit_vectors)
+    except Exception as exc:  # bytes on disk can break a reader in any way; all of them mean "damaged"
+        detail = " ".join((str(exc) or type(exc).__name__).split())
+        raise _damaged(index_dir, f"{name}: {detail[:160]}") from exc
+
+
+def _int(value) -> int:
+    """Return `value` if it is a true int (not a bool), else -1."""
+    return value if type(value) is int else -1
+
+
+def _check_manifest(manifest) -> None:
+    if not isinstance(manifest, dict):
+        raise ValueError("not an object")
+    embedder, dense, counts = (manifest.get(k) if isinstance(manifest.get(k), dict) else {}
+                               for k in ("embedder", "dense", "counts"))
+    files = manifest.get("files")
+    if not (isinstance(embedder.get("id"), str) and _int(embedder.get("dim")) > 0
+            and dense.get("kind") in DENSE_KINDS and _int(dense.get("size")) >= 0
+            and _int(counts.get("documents")) >= 0 and _int(counts.get("chunks")) >= 0
+            and isinstance(files, dict) and all(isinstance(v, str) for v in files.values())
+            and isinstance(manifest.get("chunking"), dict) and isinstance(manifest.get("skipped", {}), dict)):
+        raise ValueError("a field is missing or of the wrong type")
+
+
+def _load_documents(path: Path, manifest: dict) -> dict[str, Document]:
+    with open(path, encoding="utf-8") as f:
+        raws = json.load(f)
+    if not isinstance(raws, list) or not all(isinstance(r, dict) for r in raws):
+        raise ValueError("not a list of documents")
+    documents: dict[str, Document] = {}
+    for raw in raws:
+        raw["offsets"] = tuple(raw["offsets"])
+        doc = Document(**raw)
+        offsets = np.asarray(doc.offsets)
+        if not (all(isinstance(getattr(doc, k), str) for k in ("id", "file", "title", "sha256", "original", "text"))
+                and (doc.date is None or isinstance(doc.date, str)) and doc.id not in documents
+                and len(offsets) == len(doc.text)
+                and (not len(offsets) or (offsets.dtype.kind in "iu" and 0 <= offsets.min()
+                                          and offsets.max() < len(doc.original)))):
+            raise ValueError(f"document {str(doc.id)[:40]!r} is malformed")
+        documents[doc.id] = doc
+    if (len(documents) != manifest["counts"]["documents"]
+            or {d.file: d.sha256 for d in documents.values()} != manifest["files"]):
+        raise ValueError(f"{len(documents)} documents that do not match the manifest's files")
+    return documents
+
+
+def _load_chunks(path: Path, manifest: dict, documents: dict[str, Document]) -> list[Chunk]:
+    chunks: list[Chunk] = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            raw = json.loads(line)
+            chunk = Chunk(**raw) if isinstance(raw, dict) else None
+            doc = documents.get(chunk.doc_id) if chunk is not None and isinstance(chunk.doc_id, str) else None
+            # The text must be the document's own span: catches chunks of another build or corpus.
+            if doc is None or not (_int(chunk.start) >= 0 and _int(chunk.end) >= 0
+                                   and doc.text[chunk.start:chunk.end] == chunk.text
+                                   and isinstance(chunk.id, str) and isinstance(chunk.heading, str)
+                                   and _int(chunk.orig_start) >= 0 and _int(chunk.orig_end) >= 0):
+                raise ValueError(f"line {number} is not a chunk of the indexed documents")
+            chunks.append(chunk)
+    if len(chunks) != manifest["counts"]["chunks"] or len({c.id for c in chunks}) != len(chunks):
+        raise ValueError(f"{len(chunks)} chunks, the manifest says {manifest['counts']['chunks']}")
+    return chunks
+
+
+def _check_units(units: np.ndarray, chunks: list[Chunk], size: int) -> None:
+    if units.ndim != 2 or units.shape[1:] != (3,) or units.dtype.kind not in "iu" or len(units) != size:
+        raise ValueError(f"shape {units.shape} {units.dtype}, not ({size}, 3) integers")
+    if not len(units):
+        return
+    owner, start, end = (units[:, i].astype(np.int64) for i in range(3))
+    lengths = np.array([len(c.text) for c in chunks], dtype=np.int64)
+    # Every chunk has its whole-passage unit (dense_units), and every span lies inside its chunk.
+    if (owner.min() < 0 or owner.max() >= len(chunks) or start.min() < 0 or np.any(end < start)
+            or np.any(end > lengths[owner]) or np.bincount(owner, minlength=len(chunks)).min() == 0):
+        raise ValueError("units point outside the chunks")
 
 
 def _spec_for(model_id: str) -> str:

@@ -321,3 +321,23 @@ class KnowledgeBase:
         if target.parent != root:
             raise UploadError(f"文件名“{name}”无效")
         return target
+
+
+def remove_deleted_leftovers(docs_dir: Path) -> list[Path]:
+    """Remove documents a killed `delete` left hidden (`.name.<hex>.deleted`); return them.
+
+    The delete had been asked for and the loader already ignores these files, so finishing it is
+    right whether or not the killed rebuild got as far as the switch. Call it at start-up, before any
+    delete of this process runs.
+    """
+    docs_dir = Path(docs_dir)
+    removed = [p for p in docs_dir.iterdir() if p.is_file() and _deleted_leftover(p.name)] if docs_dir.is_dir() else []
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
+
+
+def _deleted_leftover(name: str) -> bool:
+    hidden, tag, suffix = (name.rsplit(".", 2) + ["", ""])[:3]  # `delete` names them .<name>.<8 hex>.deleted
+    return (name.startswith(".") and len(hidden) > 1 and suffix == "deleted" and len(tag) == 8
+            and all(c in "0123456789abcdef" for c in tag))

@@ -67,9 +67,55 @@ class BM25Index:
 
     @classmethod
     def load(cls, folder: Path, size: int) -> BM25Index:
-        """Return the index saved under folder/bm25."""
+        """Return the index saved under folder/bm25; raise ValueError unless it indexes `size` texts."""
         retriever = _bm25s().BM25.load(str(Path(folder) / BM25_FOLDER), show_progress=False)
+        check_saved(retriever, size)
         return cls(retriever, size)
+
+
+_METHODS = ("robertson", "lucene", "atire", "bm25l", "bm25+")
+
+
+def check_saved(retriever, size: int) -> None:
+    """Raise ValueError unless a loaded bm25s index is whole: parameters, vocabulary and matrix agree.
+
+    bm25s loads a file of the wrong shape without complaint (`vocab.index.json` = {} only makes every
+    query find nothing), so each part is checked against the others and against `size`.
+    """
+    def number(name: str, low: float, high: float) -> None:
+        value = getattr(retriever, name, None)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise ValueError(f"parameter {name} is {value!r}")
+
+    number("k1", 0, 1e6)
+    number("b", 0, 1)
+    number("delta", 0, 1e6)
+    for name in ("method", "idf_method"):
+        if getattr(retriever, name, None) not in _METHODS:
+            raise ValueError(f"parameter {name} is {getattr(retriever, name, None)!r}")
+    if (np.dtype(retriever.dtype).kind != "f" or np.dtype(retriever.int_dtype).kind not in "iu"
+            or retriever.backend not in ("numpy", "numba")):
+        raise ValueError("its dtype or backend parameter is wrong")
+    scores = retriever.scores
+    if isinstance(scores.get("num_docs"), bool) or scores.get("num_docs") != size:
+        raise ValueError(f"it indexes {scores.get('num_docs')!r} texts, not {size}")
+    data, indices, indptr = (np.asarray(scores[k]) for k in ("data", "indices", "indptr"))
+    if not (data.ndim == indices.ndim == indptr.ndim == 1 and data.dtype.kind == "f"
+            and indices.dtype.kind in "iu" and indptr.dtype.kind in "iu"):
+        raise ValueError("its score matrix has the wrong shape or type")
+    vocab = retriever.vocab_dict
+    if not isinstance(vocab, dict):
+        raise ValueError("its vocabulary is not a mapping")
+    ids = np.fromiter((v if type(v) is int else -1 for v in vocab.values()), dtype=np.int64, count=len(vocab))
+    # Every token owns one matrix column and every column one token; each text has a token (see build).
+    # bm25s adds the empty token "" last, with no column of its own.
+    columns = len(indptr) - 1
+    if (not np.array_equal(np.sort(ids), np.arange(len(vocab))) or columns < int(size > 0)
+            or not (len(vocab) == columns or (len(vocab) == columns + 1 and vocab.get("") == columns))):
+        raise ValueError(f"its vocabulary ({len(vocab)} tokens) does not match its {max(columns, 0)} columns")
+    if (indptr[0] != 0 or indptr[-1] != len(data) or len(indices) != len(data) or np.any(np.diff(indptr) < 0)
+            or (len(indices) and (indices.min() < 0 or indices.max() >= size)) or not np.isfinite(data).all()):
+        raise ValueError("its score matrix is inconsistent")
 
 
 def build_and_save(texts: list[str], words: list[str], folder: Path) -> None:
@@ -87,6 +133,7 @@ class BackgroundBuild:
 
     def __init__(self, texts: list[str], words: list[str], folder: Path) -> None:
         import json
+        import os
         import subprocess
         import sys
 
@@ -94,7 +141,7 @@ class BackgroundBuild:
         self._input = Path(folder) / "bm25-input.json"
         self._input.write_text(json.dumps({"texts": texts, "words": words}, ensure_ascii=False), encoding="utf-8")
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "rag.sparse", str(self._input), str(folder)],
+            [sys.executable, "-m", "rag.sparse", str(self._input), str(folder), str(os.getpid())],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
 
@@ -113,9 +160,42 @@ class BackgroundBuild:
         self._input.unlink(missing_ok=True)
 
 
+def _die_with_parent(parent: int) -> None:
+    """End this process as soon as `parent` is gone: a killed build must not leave its helper running.
+
+    On Linux the kernel sends SIGKILL when the parent dies (PR_SET_PDEATHSIG; strictly, when the parent
+    *thread* that started this process ends, and BackgroundBuild's caller waits for it on that thread).
+    Elsewhere, and for a parent that died before the call, a thread watches the parent pid.
+    """
+    import os
+    import sys
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _main(argv: list[str]) -> None:
     import json
 
+    if len(argv) > 2:
+        _die_with_parent(int(argv[2]))
     data = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     build_and_save(data["texts"], data["words"], Path(argv[1]))
 

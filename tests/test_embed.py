@@ -72,3 +72,48 @@ def test_cache_embeds_only_new_texts(tmp_path, tiny_model_dir):
     second, fresh = again.embed(embedder, ["甲乙丙", "丁戊己", "庚辛壬"])
     assert fresh == 1
     assert np.allclose(first, second[:2])
+
+
+class _Hashed:
+    """A deterministic stand-in embedder (plumbing only): a vector from each text's hash."""
+
+    model_id, dim = "test/hashed", 8
+
+    def __init__(self, fail_on_call: int | None = None) -> None:
+        self.calls, self.texts, self.fail_on_call = 0, 0, fail_on_call
+
+    def embed_passages(self, texts):
+        import hashlib
+
+        self.calls += 1
+        if self.calls == self.fail_on_call:
+            raise KeyboardInterrupt  # as a kill would stop it, late in the run
+        self.texts += len(texts)
+        rows = [np.random.default_rng(int(hashlib.sha1(t.encode()).hexdigest()[:8], 16)).normal(size=8) for t in texts]
+        return np.asarray(rows, dtype=np.float32)
+
+
+def test_cache_keeps_the_steps_embedded_before_an_interruption(tmp_path):
+    texts = [f"第{i}句话。" for i in range(10)]
+    cache = EmbeddingCache(tmp_path, _Hashed.model_id, save_every=4)
+    with pytest.raises(KeyboardInterrupt):
+        cache.embed(_Hashed(fail_on_call=5), texts, batch_size=2)  # 8 embedded, in two steps of 4
+    assert len(list(tmp_path.glob("*.part-*.npz"))) == 2
+    again = EmbeddingCache(tmp_path, _Hashed.model_id, save_every=4)
+    embedder = _Hashed()
+    vectors, fresh = again.embed(embedder, texts, batch_size=2)
+    assert fresh == embedder.texts == 2
+    again.save()  # one file again, holding everything
+    assert not list(tmp_path.glob("*.part-*.npz")) and not list(tmp_path.glob(".*"))
+    assert np.array_equal(EmbeddingCache(tmp_path, _Hashed.model_id).embed(_Hashed(), texts)[0], vectors)
+
+
+def test_cache_removes_only_temporary_files_of_dead_writers(tmp_path):
+    import os
+
+    dead = tmp_path / ".embeddings-test_hashed.4194305.abc123.tmp.npz"  # above any pid_max: never a live pid
+    live = tmp_path / f".embeddings-test_hashed.{os.getpid()}.def456.tmp.npz"
+    dead.write_bytes(b"partial")
+    live.write_bytes(b"partial")
+    assert EmbeddingCache.remove_leftovers(tmp_path) == [dead]
+    assert live.exists() and not dead.exists()

@@ -52,3 +52,42 @@ def test_a_cancelled_background_build_leaves_nothing(tmp_path):
 def test_bm25_refuses_a_bad_k():
     with pytest.raises(ValueError, match="k must be positive"):
         BM25Index.build(TEXTS).search("算力券", 0)
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended; only its entry waits
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_bm25_helper_ends_when_its_parent_is_killed(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    # A helper reading an input nobody writes would wait forever: only its parent's death can end it.
+    fifo = tmp_path / "input.json"
+    os.mkfifo(fifo)
+    starter = ("import os, subprocess, sys, time\n"
+               "p = subprocess.Popen([sys.executable, '-m', 'rag.sparse', sys.argv[1], sys.argv[2], str(os.getpid())])\n"
+               "print(p.pid, flush=True)\n"
+               "time.sleep(600)\n")
+    parent = subprocess.Popen([sys.executable, "-c", starter, str(fifo), str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    helper = int(parent.stdout.readline())
+    try:
+        time.sleep(1.0)
+        assert _running(helper)
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 60  # PR_SET_PDEATHSIG ends it at once; the fallback polls every 0.5 s
+        while _running(helper) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _running(helper)
+    finally:
+        parent.kill()
+        if _running(helper):
+            os.kill(helper, signal.SIGKILL)

@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 import tempfile
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -63,12 +64,29 @@ def normalize_rows(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
-class EmbeddingCache:
-    """Passage vectors kept on disk by (model id, text hash), so rebuilds embed only new text."""
+# A build killed late keeps what it embedded: every SAVE_EVERY new vectors are written as a step file
+# beside the cache, holding only the new ones, so a step costs the same however large the cache is
+# (1,024 texts: ~10 s of torch embedding on two cores, ~2 min with the C engine alone).
+SAVE_EVERY = 1024
 
-    def __init__(self, folder: Path, model_id: str) -> None:
+
+class EmbeddingCache:
+    """Passage vectors kept on disk by (model id, text hash), so rebuilds embed only new text.
+
+    `save` writes the whole cache; while embedding, steps of `save_every` new vectors are written
+    to `<name>.part-<id>.npz` files, merged on the next load and removed by the next `save`.
+    """
+
+    def __init__(self, folder: Path, model_id: str, save_every: int | None = None) -> None:
+        save_every = SAVE_EVERY if save_every is None else save_every
+        if save_every <= 0:
+            raise ValueError(f"save_every must be positive, got {save_every}")
         self.path = Path(folder) / f"embeddings-{re.sub(r'[^A-Za-z0-9._-]+', '_', model_id)}.npz"
+        self.save_every = save_every
         self._vectors: dict[str, np.ndarray] = {}
+        self._unsaved: list[str] = []  # keys embedded since the last step or save
+        self._steps: list[Path] = []  # step files merged into _vectors, removed once `save` has them
+        self._changed = False
         self._loaded = False
 
     @staticmethod
@@ -80,13 +98,13 @@ class EmbeddingCache:
         if self._loaded:
             return
         self._loaded = True
-        if not self.path.exists():
-            return
-        try:
-            with np.load(self.path, allow_pickle=False) as data:
-                self._vectors = dict(zip(data["keys"].tolist(), data["vectors"]))
-        except (OSError, ValueError, KeyError):
-            self._vectors = {}  # a damaged cache only costs a re-embedding
+        self._steps = sorted(self.path.parent.glob(f"{self.path.stem}.part-*.npz"))
+        for path in ([self.path] if self.path.exists() else []) + self._steps:
+            try:
+                with np.load(path, allow_pickle=False) as data:
+                    self._vectors.update(zip(data["keys"].tolist(), data["vectors"]))
+            except (OSError, ValueError, KeyError, EOFError):
+                pass  # a damaged file only costs a re-embedding
 
     def missing(self, texts: Sequence[str]) -> int:
         """Return how many distinct texts of `texts` are not cached yet."""
@@ -109,6 +127,13 @@ class EmbeddingCache:
             vectors = embedder.embed_passages([texts[i] for i in batch])
             for i, vector in zip(batch, vectors):
                 self._vectors[keys[i]] = vector
+            self._unsaved.extend(keys[i] for i in batch)
+            self._changed = True
+            if len(self._unsaved) >= self.save_every:
+                step = self.path.with_name(f"{self.path.stem}.part-{uuid.uuid4().hex[:12]}.npz")
+                self._write(step, self._unsaved)
+                self._steps.append(step)
+                self._unsaved = []
             if progress:
                 progress(len(batch))
         out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
@@ -117,13 +142,45 @@ class EmbeddingCache:
         return out, len(missing)
 
     def save(self) -> None:
-        """Write the cache atomically."""
-        if not self._vectors:
+        """Write the cache atomically (and drop the step files it now holds)."""
+        self._load()
+        if not self._vectors or not (self._changed or self._steps):
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        keys = np.array(list(self._vectors), dtype="U40")
-        vectors = np.stack(list(self._vectors.values())).astype(np.float32)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".npz")
+        self._write(self.path, list(self._vectors))
+        for step in self._steps:
+            step.unlink(missing_ok=True)
+        self._steps, self._unsaved, self._changed = [], [], False
+
+    def _write(self, path: Path, keys: list[str]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # The writer's pid in the name lets `remove_leftovers` tell a killed writer's file from a live one.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.{os.getpid()}.", suffix=".tmp.npz")
         os.close(fd)
-        np.savez(tmp, keys=keys, vectors=vectors)
-        os.replace(tmp, self.path)
+        try:
+            np.savez(tmp, keys=np.array(keys, dtype="U40"),
+                     vectors=np.stack([self._vectors[k] for k in keys]).astype(np.float32))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @staticmethod
+    def remove_leftovers(folder: Path) -> list[Path]:
+        """Remove temporary files of cache writers that were killed; return them."""
+        removed = []
+        for path in Path(folder).glob(".*.tmp.npz"):
+            pid = path.name.split(".")[-4] if path.name.count(".") >= 4 else ""  # .<stem>.<pid>.<random>.tmp.npz
+            if pid.isdigit() and not _alive(int(pid)):
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
