@@ -354,6 +354,9 @@ def clean_leftovers(index_dir: Path) -> list[Path]:
             return _remove_leftovers(index_dir)
     except IndexBusy:
         return []  # its temporary files are live
+    except OSError as exc:  # a read-only index can still be served
+        log.info("could not clean %s: %s", index_dir, exc)
+        return []
 
 
 def _remove_leftovers(index_dir: Path) -> list[Path]:

@@ -179,3 +179,12 @@ def test_rag_chat_start_removes_what_killed_builds_and_deletes_left(docs, tmp_pa
     assert main(["chat", "--docs", str(docs), "--index", str(index)]) == 0
     assert not temporary.exists() and not half_deleted.exists() and keep.exists()
     assert served
+
+
+def test_clean_leftovers_gives_up_quietly_where_it_cannot_lock(docs, tmp_path):
+    index = tmp_path / "index"
+    build_index(docs, index, Hashed())
+    (index / "build.lock").unlink()
+    (index / "build.lock").mkdir()  # stands for an index this user may read but not write
+    assert clean_leftovers(index) == []
+    assert load_index(index, Hashed()).chunks  # serving it needs no lock
