@@ -8,6 +8,7 @@ RAG_LLM_TIMEOUT).
 from __future__ import annotations
 
 import json
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -25,10 +26,13 @@ class LLMConfig:
     api_key: str = ""
     timeout: float = 30.0
     temperature: float = 0.1
+    # Why these settings cannot be used (a bad timeout from the environment or rag.toml). It is
+    # reported when an LLM answer is asked for, so a typo never breaks extractive answers.
+    problem: str = ""
 
     def __post_init__(self) -> None:
-        if self.timeout <= 0:
-            raise ValueError(f"LLM timeout must be positive, got {self.timeout}")
+        if not self.timeout > 0 or not math.isfinite(self.timeout):
+            raise ValueError(f"LLM timeout must be a positive number of seconds, got {self.timeout}")
 
     @property
     def configured(self) -> bool:
@@ -47,6 +51,13 @@ class AnswerConfig:
     abstain_weights: dict[str, float] = field(default_factory=dict)
     bias: float = -2.0
     threshold: float = 0.5
+    # The trained reader: how many of the best-scored sentences it reads (each with its neighbours),
+    # and its calibrated abstention model.
+    mode: str = "reader"  # the default answer mode: "reader" (falls back to "extractive" without its adapter)
+    read_sentences: int = 3
+    reader_weights: dict[str, float] = field(default_factory=dict)
+    reader_bias: float = 0.0
+    reader_threshold: float = 0.5
 
     def __post_init__(self) -> None:
         if self.max_sentences < 1:
@@ -55,6 +66,12 @@ class AnswerConfig:
             raise ValueError(f"max_chars must be >= 20, got {self.max_chars}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be within [0, 1], got {self.threshold}")
+        if not 0.0 <= self.reader_threshold <= 1.0:
+            raise ValueError(f"reader_threshold must be within [0, 1], got {self.reader_threshold}")
+        if self.mode not in ("reader", "extractive", "llm"):
+            raise ValueError(f"answer mode must be 'reader', 'extractive' or 'llm', got {self.mode!r}")
+        if self.read_sentences < 1:
+            raise ValueError(f"read_sentences must be >= 1, got {self.read_sentences}")
 
 
 @dataclass(frozen=True)
@@ -74,12 +91,17 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
         with open(path, "rb") as f:
             data = tomllib.load(f)
     llm = dict(data.get("llm", {}))
+    sources = {key: f"`{key}` under [llm] in {path}" for key in llm}
     for key in ("base_url", "model", "api_key", "timeout"):
         value = environ.get(f"RAG_LLM_{key.upper()}")
         if value:
-            llm[key] = value
+            llm[key], sources[key] = value, f"RAG_LLM_{key.upper()}"
     if "timeout" in llm:
-        llm["timeout"] = float(llm["timeout"])
+        try:
+            llm["timeout"] = float(llm["timeout"])
+            LLMConfig(timeout=llm["timeout"])
+        except (TypeError, ValueError):
+            llm["problem"] = f"{sources['timeout']} must be a positive number of seconds, got {llm.pop('timeout')!r}"
     answer = {**load_calibration(), **data.get("answer", {})}
     return Settings(llm=LLMConfig(**llm), answer=AnswerConfig(**answer))
 
@@ -90,4 +112,7 @@ def load_calibration(path: Path = CALIBRATION_FILE) -> dict:
         return {}
     with open(path, encoding="utf-8") as f:
         data = json.load(f)
-    return {k: data[k] for k in ("weights", "abstain_weights", "bias", "threshold") if k in data}
+    out = {k: data[k] for k in ("weights", "abstain_weights", "bias", "threshold") if k in data}
+    reader = data.get("reader", {})
+    out.update({f"reader_{k}": reader[k] for k in ("weights", "bias", "threshold") if k in reader})
+    return out

@@ -7,6 +7,7 @@ The data is only read from where it lives; the documents are written to a folder
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ class SquadQuestion:
     answers: tuple[str, ...]
     file: str
     evidence: str
+    split: str = "train"  # of its article: "train" or "heldout" (see split_of)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ def load_squad(path: Path, limit: int | None = None) -> SquadSet:
             data = json.load(f)
         articles = data["data"]
         contexts = [p for article in articles for p in article["paragraphs"]]
+        splits = [split_of(str(article.get("title", n))) for n, article in enumerate(articles)
+                  for _ in article["paragraphs"]]
     except FileNotFoundError:
         raise FileNotFoundError(f"SQuAD file {path} does not exist") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -91,7 +95,8 @@ def load_squad(path: Path, limit: int | None = None) -> SquadSet:
             if not answers or evidence is None:
                 unlocated += 1
                 continue
-            questions.append(SquadQuestion(str(qa.get("id") or f"{name}-{m}"), question, answers, name, evidence))
+            questions.append(SquadQuestion(str(qa.get("id") or f"{name}-{m}"), question, answers, name, evidence,
+                                           splits[n - 1]))
     return SquadSet(path, tuple(paragraphs), tuple(questions), empty, unlocated, len(contexts))
 
 
@@ -104,16 +109,34 @@ def write_corpus(squad: SquadSet, folder: Path) -> Path:
     return folder
 
 
-def _answer_sentence(context: str, answer: str, start: int) -> str | None:
-    """Return the sentence of `context` containing the answer at `start` (or its nearest occurrence)."""
+def locate_answer(context: str, answer: str, start) -> int | None:
+    """Return where `answer` starts in `context`: at `start` when it is there, else its nearest occurrence."""
     if not answer:
         return None
-    if not (isinstance(start, int) and context[start : start + len(answer)] == answer):
-        # A few CMRC offsets are off by some characters: take the occurrence nearest the stated one.
-        found = [i for i in _occurrences(context, answer)]
-        if not found:
-            return None
-        start = min(found, key=lambda i: abs(i - (start if isinstance(start, int) else 0)))
+    if isinstance(start, int) and context[start : start + len(answer)] == answer:
+        return start
+    # A few CMRC offsets are off by some characters: take the occurrence nearest the stated one.
+    found = list(_occurrences(context, answer))
+    if not found:
+        return None
+    return min(found, key=lambda i: abs(i - (start if isinstance(start, int) else 0)))
+
+
+def split_of(article_title: str) -> str:
+    """Return "heldout" for one article in five (by a hash of its title), else "train".
+
+    The reader trains on "train" articles only; evaluation reports on "heldout" ones. Splitting by
+    article keeps every paragraph of an article on one side.
+    """
+    digest = int(hashlib.sha1(article_title.encode("utf-8")).hexdigest(), 16)
+    return "heldout" if digest % 5 == 0 else "train"
+
+
+def _answer_sentence(context: str, answer: str, start: int) -> str | None:
+    """Return the sentence of `context` containing the answer at `start` (or its nearest occurrence)."""
+    start = locate_answer(context, answer, start)
+    if start is None:
+        return None
     for s, e in sentence_spans(context):
         if s <= start < e:
             # An answer running past the sentence end keeps the sentences it spans.

@@ -19,7 +19,8 @@ class Mode(str, Enum):
 class AnswerMode(str, Enum):
     """Who writes the answer."""
 
-    EXTRACTIVE = "extractive"
+    READER = "reader"  # the trained reader: a short answer and the sentence that supports it
+    EXTRACTIVE = "extractive"  # the best sentences, picked by hand-weighted features
     LLM = "llm"
 
 
@@ -89,6 +90,11 @@ class Citation:
     end: int
     orig_start: int
     orig_end: int
+    # The short answer inside the sentence (reader answers only): cleaned-text and original-file spans.
+    answer_start: int | None = None
+    answer_end: int | None = None
+    answer_orig_start: int | None = None
+    answer_orig_end: int | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,7 @@ class Answer:
     notes: tuple[str, ...] = ()
     unsupported: tuple[str, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
+    short: str = ""  # the short answer ("200亿元") when the reader found one; `text` starts with it
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict of the answer."""

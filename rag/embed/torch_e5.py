@@ -202,14 +202,38 @@ class Tokenizer:
 
     def content_ids(self, text: str) -> list[int]:
         """Return the piece ids of `text` without <s> and </s>."""
+        return [piece for piece, _, _ in self.pieces(text)]
+
+    def pieces(self, text: str) -> list[tuple[int, int, int]]:
+        """Return (id, start, end) per piece of `text`: the characters of `text` each piece covers.
+
+        A piece that only holds the added leading metaspace covers nothing (start == end).
+        """
         vocab = self.vocabulary
         text = text.split("\0", 1)[0]  # the C engine reads a NUL-terminated string
         norm = vocab.normalization
-        chars = "".join(norm.get(c, c) for c in text) if norm else text
-        chars = _SPACES.sub(" ", chars)
-        if not chars.startswith(" "):
-            chars = " " + chars
-        chars = chars.replace(" ", _META)
+        # Normalize character by character, remembering which input character each output came from.
+        chars: list[str] = []
+        origin: list[int] = []
+        for i, c in enumerate(text):
+            for out in norm.get(c, c) if norm else c:
+                if out == " " and chars and chars[-1] == " ":
+                    continue  # runs of spaces collapse to one
+                chars.append(out)
+                origin.append(i)
+        if not chars or chars[0] != " ":
+            chars.insert(0, " ")
+            origin.insert(0, -1)
+        pieces = []
+        for piece, a, b in self._segment("".join(chars).replace(" ", _META)):
+            covered = [origin[j] for j in range(a, b) if origin[j] >= 0]
+            start = covered[0] if covered else (origin[b] if b < len(origin) else len(text))
+            pieces.append((piece, start, covered[-1] + 1 if covered else start))
+        return pieces
+
+    def _segment(self, chars: str) -> list[tuple[int, int, int]]:
+        """Viterbi over the pieces of normalized `chars`: (id, start, end) in `chars`."""
+        vocab = self.vocabulary
         n = len(chars)
         pieces, scores, longest = vocab.pieces, vocab.scores, self._longest
         best = array("f", [-1e30]) * (n + 1)
@@ -233,13 +257,13 @@ class Tokenizer:
                 best[i + 1] = rounded[0]
                 back_piece[i + 1] = -1
                 back_from[i + 1] = i
-        ids = []
+        out = []
         at = n
         while at > 0:
-            ids.append(vocab.unk if back_piece[at] < 0 else back_piece[at])
+            out.append((vocab.unk if back_piece[at] < 0 else back_piece[at], back_from[at], at))
             at = back_from[at]
-        ids.reverse()
-        return ids
+        out.reverse()
+        return out
 
     def windows(self, text: str, is_query: bool, max_positions: int) -> list[list[int]]:
         """Return the model inputs for `text`: <s> ids </s>, split into windows the model can take."""

@@ -1,0 +1,184 @@
+"""Training examples for the reader, made from SQuAD-format files (CMRC 2018, DRCD).
+
+A positive is a question with a passage holding its answer: the retrieval chunk that holds it (as
+the index would cut the paragraph) or the answer's sentence with its neighbours (as the answerer's
+reading windows look). These sets have no unanswerable questions, so negatives are made the way the
+hard cases look at run time:
+- *deleted*: the same passage with the answer's sentence removed (same entity, the fact missing);
+- *other*: the chunk of another article that shares the most question bigrams;
+- *sibling*: another chunk of the same paragraph that does not contain the answer.
+Only articles of the requested split are used (`rag.squad.split_of`), so held-out articles stay unseen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag.chunk import chunk_document
+from rag.squad import locate_answer, split_of
+from rag.text import bigrams, sentence_spans
+from rag.types import Document
+
+KINDS = ("answer", "deleted", "other", "sibling")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training window: question, passage, the answer's character span in it (None: unanswerable)."""
+
+    question: str
+    passage: str
+    answer: tuple[int, int] | None
+    kind: str
+    source: str
+
+
+@dataclass(frozen=True)
+class _Item:
+    question: str
+    answers: tuple[str, ...]
+    context: str
+    start: int
+    end: int
+    article: int
+    paragraph: int
+
+
+def read_items(path: Path, split: str) -> list[_Item]:
+    """Return the located question/answer items of the articles of `split` ("train", "heldout" or "all")."""
+    with open(path, encoding="utf-8") as f:
+        articles = json.load(f)["data"]
+    items = []
+    paragraph_no = 0
+    for a_no, article in enumerate(articles):
+        if split != "all" and split_of(str(article.get("title", a_no))) != split:
+            paragraph_no += len(article["paragraphs"])
+            continue
+        for paragraph in article["paragraphs"]:
+            context = paragraph["context"]
+            for qa in paragraph.get("qas", []):
+                question = str(qa.get("question") or "").strip()
+                answers = [a for a in qa.get("answers", []) if str(a.get("text", "")).strip()]
+                if not question or not answers:
+                    continue
+                first = answers[0]
+                start = locate_answer(context, first["text"], first.get("answer_start"))
+                if start is None:
+                    continue
+                texts = tuple(dict.fromkeys(a["text"] for a in answers))
+                items.append(_Item(question, texts, context, start, start + len(first["text"]), a_no, paragraph_no))
+            paragraph_no += 1
+    return items
+
+
+def make_examples(paths: list[Path], split: str = "train", seed: int = 0, limit: int | None = None) -> list[Example]:
+    """Return shuffled positives and made negatives for the questions of `split` in `paths`."""
+    rng = random.Random(seed)
+    examples: list[Example] = []
+    for path in paths:
+        items = read_items(Path(path), split)
+        if limit:
+            items = items[:limit]
+        chunks = _paragraph_chunks(items)
+        other = _BigramIndex(chunks)
+        source = Path(path).stem
+        for item in items:
+            examples.extend(_examples_for(item, chunks, other, rng, source))
+    rng.shuffle(examples)
+    return examples
+
+
+def _paragraph_chunks(items: list[_Item]) -> dict[int, tuple[int, list[tuple[int, int]]]]:
+    """Return per paragraph: its article and its chunks' spans, cut exactly as the index cuts documents."""
+    out = {}
+    for item in items:
+        if item.paragraph in out:
+            continue
+        doc = _document(item.context)
+        out[item.paragraph] = (item.article, [(c.start, c.end) for c in chunk_document(doc)], item.context)
+    return out
+
+
+def _document(context: str) -> Document:
+    digest = hashlib.sha256(context.encode("utf-8")).hexdigest()
+    return Document(id=digest[:12], file="", title="", date=None, sha256=digest, encoding="utf-8",
+                    original=context, text=context, offsets=tuple(range(len(context))))
+
+
+def _examples_for(item: _Item, chunks, other: "_BigramIndex", rng: random.Random, source: str) -> list[Example]:
+    _, spans, context = chunks[item.paragraph]
+    holding = [(s, e) for s, e in spans if s <= item.start and item.end <= e]
+    if not holding:
+        return []
+    if rng.random() < 0.5:
+        window = rng.choice(holding)
+    else:
+        window = _neighbourhood(context, item.start, item.end, rng)
+    s, e = window
+    out = [Example(item.question, context[s:e], (item.start - s, item.end - s), "answer", source)]
+
+    # The answer's sentences cut out of the same window: same subject, the fact missing.
+    kept = [(a, b) for a, b in sentence_spans(context[s:e]) if b <= item.start - s or a >= item.end - s]
+    deleted = "".join(context[s + a : s + b] for a, b in kept)
+    if rng.random() < 0.6 and len(deleted) >= 20 and not _mentions(deleted, item.answers):
+        out.append(Example(item.question, deleted, None, "deleted", source))
+
+    siblings = [(a, b) for a, b in spans if not _mentions(context[a:b], item.answers)]
+    draw = rng.random()
+    if siblings and draw < 0.35:
+        a, b = rng.choice(siblings)
+        out.append(Example(item.question, context[a:b], None, "sibling", source))
+    elif draw < 0.65:  # passages of other articles are easy to reject: fewer of them are enough
+        found = other.best(item.question, item.article, item.answers)
+        if found is not None:
+            out.append(Example(item.question, found, None, "other", source))
+    return out
+
+
+def _neighbourhood(context: str, start: int, end: int, rng: random.Random) -> tuple[int, int]:
+    """The answer's sentence with zero to two neighbours on each side, as the answerer's windows are cut."""
+    sentences = list(sentence_spans(context))
+    at = [i for i, (a, b) in enumerate(sentences) if a < end and b > start]
+    if not at:
+        return 0, len(context)
+    first = max(0, at[0] - rng.randint(0, 2))
+    last = min(len(sentences) - 1, at[-1] + rng.randint(0, 2))
+    return sentences[first][0], max(sentences[last][1], end)
+
+
+def _mentions(text: str, answers: tuple[str, ...]) -> bool:
+    return any(a in text for a in answers)
+
+
+class _BigramIndex:
+    """Chunks by shared character bigrams: finds the passage of another article that looks most like the question."""
+
+    def __init__(self, chunks) -> None:
+        self.texts: list[str] = []
+        self.articles: list[int] = []
+        postings: dict[str, list[int]] = defaultdict(list)
+        for article, spans, context in chunks.values():
+            for a, b in spans:
+                n = len(self.texts)
+                self.texts.append(context[a:b])
+                self.articles.append(article)
+                for gram in bigrams(context[a:b]):
+                    postings[gram].append(n)
+        common = max(50, len(self.texts) // 10)  # bigrams in more chunks than this say nothing
+        self.postings = {g: p for g, p in postings.items() if len(p) <= common}
+
+    def best(self, question: str, exclude_article: int, answers: tuple[str, ...]) -> str | None:
+        """Return the chunk of another article sharing the most bigrams with `question` and holding none of `answers`."""
+        counts: Counter[int] = Counter()
+        for gram in bigrams(question):
+            for n in self.postings.get(gram, ()):
+                counts[n] += 1
+        for n, _ in counts.most_common(20):
+            if self.articles[n] != exclude_article and not _mentions(self.texts[n], answers):
+                return self.texts[n]
+        return None

