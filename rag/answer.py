@@ -17,8 +17,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from rag import text as textmod
+from rag.cite import make_citation
 from rag.config import AnswerConfig, Settings, load_settings
 from rag.index import Index
+from rag.reader.reader import Reader
+from rag.reading import ReaderAnswerer, reading_windows
 from rag.retrieve import RetrievalConfig, Retriever, check_question, resolve_follow_up
 from rag.types import Answer, AnswerMode, Citation, Hit, Mode
 
@@ -167,20 +170,25 @@ class ExtractiveAnswerer:
         if profile.english:
             features.update(en=1.0, en_score=best.score, en_dense=max(c.features["dense"] for c in top))
             return features
-        idf = {t: self.index.bm25.idf(t) for t in profile.tokens}
-        total = sum(idf.values())
-        # Question words the corpus never uses ("院长", "注册资本", "深圳") are what it cannot answer.
-        unseen = sum(v for t, v in idf.items() if not self.index.bm25.knows(t)) / total if total else 0.0
         features.update(
             score=best.score,
             lexical=max(c.features["lexical"] for c in ranked),
             dense=best.features["dense"],
-            unseen=unseen,
+            unseen=self.unseen(profile),
             cue=max(c.features["cue"] for c in top),
             unit=max(c.features["unit"] for c in top) if profile.unit else 0.5,
             slot=max(c.features["slot"] for c in top),
         )
         return features
+
+    def unseen(self, profile: QuestionProfile) -> float:
+        """Return the IDF-weighted share of the question's words that the corpus never uses (0 for English)."""
+        if profile.english:
+            return 0.0
+        idf = {t: self.index.bm25.idf(t) for t in profile.tokens}
+        total = sum(idf.values())
+        # Question words the corpus never uses ("院长", "注册资本", "深圳") are what it cannot answer.
+        return sum(v for t, v in idf.items() if not self.index.bm25.knows(t)) / total if total else 0.0
 
     def confidence(self, evidence: dict[str, float]) -> float:
         """Return the calibrated probability that the passages answer the question."""
@@ -376,27 +384,6 @@ def _to_traditional(text: str) -> str:
         return text
 
 
-def make_citation(index: Index, n: int, hit: Hit, start: int, end: int) -> Citation:
-    """Return the citation of chunk-local sentence [start, end) of `hit`."""
-    chunk = hit.chunk
-    doc = index.documents[chunk.doc_id]
-    doc_start, doc_end = chunk.start + start, chunk.start + end
-    orig_start, orig_end = doc.original_span(doc_start, doc_end)
-    return Citation(
-        n=n,
-        doc_id=doc.id,
-        file=doc.file,
-        title=doc.title,
-        date=doc.date,
-        chunk_id=chunk.id,
-        sentence=chunk.text[start:end],
-        start=doc_start,
-        end=doc_end,
-        orig_start=orig_start,
-        orig_end=orig_end,
-    )
-
-
 class Answerer:
     """Question in, cited `Answer` out. Cheap to create; shares the loaded index."""
 
@@ -405,11 +392,25 @@ class Answerer:
         index: Index,
         retrieval: RetrievalConfig = RetrievalConfig(),
         settings: Settings | None = None,
+        reader: Reader | None = None,
     ) -> None:
         self.index = index
         self.settings = settings or load_settings()
         self.retrieval = retrieval
         self.extractive = ExtractiveAnswerer(index, self.settings.answer)
+        self.reader = reader or Reader()
+        answer = self.settings.answer
+        self.reading = ReaderAnswerer(self.reader, answer.reader_weights, answer.reader_bias)
+
+    @property
+    def default_mode(self) -> AnswerMode:
+        """The configured mode (`[answer] mode`); the reader only when its adapter and torch are there."""
+        mode = AnswerMode(self.settings.answer.mode)
+        if mode is AnswerMode.READER and not self.reader.available:
+            return AnswerMode.EXTRACTIVE
+        if mode is AnswerMode.LLM and not self.llm_available:
+            return AnswerMode.READER if self.reader.available else AnswerMode.EXTRACTIVE
+        return mode
 
     @property
     def llm_available(self) -> bool:
@@ -443,7 +444,7 @@ class Answerer:
         """Yield pieces of answer text as they are ready, then the final `Answer`."""
         began = time.perf_counter()
         question = check_question(question)
-        answer_mode = AnswerMode(answer_mode or AnswerMode.EXTRACTIVE)
+        answer_mode = AnswerMode(answer_mode or self.default_mode)
         mode = Mode(mode or self.retrieval.mode)
         k = k or self.retrieval.k
         resolved = resolve_follow_up(question, history)
@@ -451,7 +452,7 @@ class Answerer:
         hits = retriever.run(resolved, mode=mode, k=k)
         timings = dict(retriever.timings)
         if answer_mode is AnswerMode.LLM:
-            from rag.llm import LLMAnswerer, LLMUnavailable
+            from rag.llm import DISCARD, LLMAnswerer, LLMUnavailable
 
             if not self.llm_available:
                 note = "no LLM is configured (set RAG_LLM_BASE_URL and RAG_LLM_MODEL); extractive answer shown"
@@ -464,20 +465,54 @@ class Answerer:
                     return
                 except LLMUnavailable as exc:
                     note = f"the LLM could not answer ({exc}); extractive answer shown"
-            answer = self._extract(question, resolved, hits, retriever, mode, timings)
+                    yield DISCARD  # tokens it streamed before failing must not run into the answer below
+            answer = self._offline(answer_mode, question, resolved, hits, retriever, mode, timings)
             yield from self._pieces(answer)
             timings["total"] = time.perf_counter() - began
             yield replace(answer, notes=answer.notes + (note,), timings=timings)
             return
-        answer = self._extract(question, resolved, hits, retriever, mode, timings)
+        answer = self._offline(answer_mode, question, resolved, hits, retriever, mode, timings)
         yield from self._pieces(answer)
         timings["total"] = time.perf_counter() - began
         yield replace(answer, timings=timings)
 
     @staticmethod
     def _pieces(answer: Answer) -> Iterator[str]:
-        for piece in re.findall(r".+?\[\d+\]|.+$", answer.text):
+        for piece in re.findall(r".+?\[\d+\]|.+$", answer.text, re.S):
             yield piece
+
+    def _offline(self, answer_mode, question, resolved, hits, retriever, mode, timings) -> Answer:
+        """Answer without an LLM: with the reader when asked for (or as the LLM's fallback) and available."""
+        if answer_mode is AnswerMode.EXTRACTIVE or not self.reader.available:
+            return self._extract(question, resolved, hits, retriever, mode, timings)
+        return self._read(question, resolved, hits, retriever, mode, timings)
+
+    def _read(self, question, resolved, hits, retriever, mode, timings) -> Answer:
+        began = time.perf_counter()
+        profile = profile_question(resolved)
+        display_profile = profile_question(question)
+        reading = None
+        if hits:
+            ranked = self.extractive.candidates(profile, retriever.query_vector(resolved), hits)
+            windows = reading_windows(self.index, ranked, self.settings.answer.read_sentences)
+            timings["windows"] = time.perf_counter() - began
+            read_began = time.perf_counter()
+            reading = self.reading.read(resolved, windows, self.extractive.unseen(profile), profile.english)
+            timings["read"] = time.perf_counter() - read_began
+        confidence = self.reading.confidence(reading.features) if reading else 0.0
+        if reading is None or confidence < self.settings.answer.reader_threshold:
+            timings["answer"] = time.perf_counter() - began
+            return Answer(question, abstain_text(display_profile), (), tuple(hits), True, AnswerMode.READER, mode,
+                          confidence, resolved, timings=timings)
+        citation = make_citation(self.index, 1, reading.hit, *reading.quote, answer=reading.answer)
+        short = _display(reading.hit.chunk.text[reading.answer[0] : reading.answer[1]])
+        quote = _display(citation.sentence)
+        if len(short) >= 0.8 * len(quote):
+            short = ""  # the answer is the whole sentence: say it once
+        text = f"{short}\n{quote}[1]" if short else f"{quote}[1]"
+        timings["answer"] = time.perf_counter() - began
+        return Answer(question, text, (citation,), tuple(hits), False, AnswerMode.READER, mode, confidence, resolved,
+                      timings=timings, short=short)
 
     def _extract(self, question, resolved, hits, retriever, mode, timings) -> Answer:
         began = time.perf_counter()

@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import gradio as gr
 
 from rag.answer import Answerer
+from rag.reader.reader import Reader
 from rag.config import Settings, load_settings
 from rag.index import IndexProblem
 from rag.kb import CONVERTED_SUFFIXES, MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, KnowledgeBase, UploadError
+from rag.llm import Discard
 from rag.retrieve import QuestionError
 from rag.types import Answer, AnswerMode, Citation, Document, Hit, Mode
 
@@ -31,6 +34,13 @@ log = logging.getLogger(__name__)
 ASSETS = Path(__file__).with_name("assets")
 DEFAULT_K = 5
 MAX_K = 10
+API_MAX_K = 50
+# An LLM answer mostly waits on the network, up to its timeout. At most LLM_SLOTS run at once (one
+# more gets the extractive answer at once, with a note), and every answer event admits that many
+# more than the two extractive answers two cores serve well: waiting LLM calls can never take the
+# places extractive questions need (with two slots, two slow LLM calls held /ask for a minute).
+LLM_SLOTS = 2
+ANSWER_SLOTS = 2 + LLM_SLOTS
 
 # Questions about facts the seed articles state, checked to be answered (none is in eval/gold.jsonl).
 # Only those the live index answers are shown, so another corpus falls back to its titles.
@@ -86,6 +96,7 @@ class Focus:
     document: Document
     orig_start: int
     orig_end: int
+    answer: tuple[int, int] | None = None  # the short answer's span inside it, when there is one
 
 
 # --- rendering ---------------------------------------------------------------------------------
@@ -102,6 +113,10 @@ def answer_message(answer: Answer, turn: int) -> str:
     """Return the chat message of an answer: escaped text, clickable [n] markers, and notes."""
     known = {c.n for c in answer.citations}
     parts, last = [], 0
+    if answer.short and answer.text.startswith(answer.short + "\n"):
+        # The reader's short answer leads, in bold; the quoted sentence follows on its own line.
+        parts.append(f'<strong class="short-answer">{md_text(answer.short)}</strong><br>')
+        last = len(answer.short) + 1
     for match in _MARKER.finditer(answer.text):
         parts.append(md_text(answer.text[last : match.start()]))
         n = int(match.group(1))
@@ -154,10 +169,15 @@ def _meta(title: str, date: str | None, file: str) -> str:
     return '<div class="doc-meta">' + "".join(bits) + "</div>"
 
 
-def _highlight(text: str, start: int, end: int, mark_id: str = "") -> str:
+def _highlight(text: str, start: int, end: int, mark_id: str = "", inner: tuple[int, int] | None = None) -> str:
+    """Return `text` escaped with [start, end) marked, and inside it the `inner` span (the short answer) in bold."""
     start, end = max(0, min(start, len(text))), max(0, min(end, len(text)))
     ident = f' id="{mark_id}"' if mark_id else ""
-    return f"{esc(text[:start])}<mark{ident}>{esc(text[start:end])}</mark>{esc(text[end:])}"
+    body = esc(text[start:end])
+    if inner is not None and start <= inner[0] < inner[1] <= end:
+        a, b = inner
+        body = f'{esc(text[start:a])}<strong class="answer-span">{esc(text[a:b])}</strong>{esc(text[b:end])}'
+    return f"{esc(text[:start])}<mark{ident}>{body}</mark>{esc(text[end:])}"
 
 
 def _chunk_of(answer: Answer, citation: Citation) -> Hit | None:
@@ -211,7 +231,10 @@ def focused_citation(turn: Turn, index: int, n: int) -> tuple[str, Focus | None]
     hit = _chunk_of(answer, citation)
     if hit is not None:
         local = citation.start - hit.chunk.start
-        passage = _highlight(hit.chunk.text, local, local + (citation.end - citation.start), "focus-mark")
+        inner = None
+        if citation.answer_start is not None:
+            inner = (citation.answer_start - hit.chunk.start, citation.answer_end - hit.chunk.start)
+        passage = _highlight(hit.chunk.text, local, local + (citation.end - citation.start), "focus-mark", inner)
     else:
         passage = f"<mark>{esc(citation.sentence)}</mark>"
     card = (f'<div class="card focused"><span class="badge">{n}</span>{_meta(citation.title, citation.date, citation.file)}'
@@ -221,7 +244,10 @@ def focused_citation(turn: Turn, index: int, n: int) -> tuple[str, Focus | None]
     if others:
         html_ += _panel("本回答的其他出处", "", others)
     document = turn.documents.get(citation.doc_id)
-    focus = Focus(document, citation.orig_start, citation.orig_end) if document else None
+    answer_span = None
+    if citation.answer_orig_start is not None:
+        answer_span = (citation.answer_orig_start, citation.answer_orig_end)
+    focus = Focus(document, citation.orig_start, citation.orig_end, answer_span) if document else None
     return html_, focus
 
 
@@ -242,7 +268,7 @@ def focused_passage(turn: Turn, rank: int) -> tuple[str, Focus | None]:
 def article_view(focus: Focus) -> str:
     """Return the whole original file with the focused span highlighted in place."""
     doc = focus.document
-    body = _highlight(doc.original, focus.orig_start, focus.orig_end, "article-mark")
+    body = _highlight(doc.original, focus.orig_start, focus.orig_end, "article-mark", focus.answer)
     return (f'<div class="article-box"><div class="sources-head">全文</div>{_meta(doc.title, doc.date, doc.file)}'
             f'<div class="article">{body}</div></div>')
 
@@ -270,22 +296,42 @@ class ChatApp:
         self.settings = settings or load_settings()
         self.gold_path = Path(gold_path) if gold_path else Path("eval/gold.jsonl")
         self.eval_dir = Path(eval_dir) if eval_dir else Path("eval/reports")
+        self._llm_slots = threading.BoundedSemaphore(LLM_SLOTS)
+        self.reader = Reader()  # one reader for every question: it loads its weights on first use
 
     def answerer(self) -> Answerer:
-        """Return an answerer over the live index (cheap: it shares the loaded index)."""
-        return Answerer(self.kb.index, settings=self.settings)
+        """Return an answerer over the live index (cheap: it shares the loaded index and the reader)."""
+        return Answerer(self.kb.index, settings=self.settings, reader=self.reader)
 
     # API ---------------------------------------------------------------------------------------
 
-    def ask(self, question: str, mode: str = "hybrid", k: int = DEFAULT_K, answer_mode: str = "extractive") -> dict:
+    def ask(self, question: str, mode: str = "hybrid", k: int = DEFAULT_K, answer_mode: str = "reader") -> dict:
         """Answer a question from the knowledge base; return the Answer as JSON (see Answer.to_dict)."""
         try:
-            mode, answer_mode, k = Mode(mode), AnswerMode(answer_mode), int(k)
-            if not 1 <= k <= 50:
-                raise ValueError(f"k must be within 1..50, got {k}")
-            return self.answerer().run(question, mode=mode, k=k, answer_mode=answer_mode).to_dict()
+            mode, answer_mode, k = _choice(Mode, mode, "mode"), _choice(AnswerMode, answer_mode, "answer_mode"), _k(k)
+            answer = None
+            for item in self._stream(self.answerer(), question, (), mode, k, answer_mode):
+                if isinstance(item, Answer):
+                    answer = item
+            return answer.to_dict()
         except (QuestionError, ValueError) as exc:
             raise gr.Error(str(exc)) from exc
+
+    def _stream(self, answerer: Answerer, question: str, history: Sequence[str], mode, k: int,
+                answer_mode) -> Iterator[str | Answer]:
+        """Stream an answer; an LLM one only while an LLM slot is free, else the extractive one with a note."""
+        if AnswerMode(answer_mode) is not AnswerMode.LLM or not answerer.llm_available:
+            yield from answerer.stream(question, history, mode=mode, k=k, answer_mode=answer_mode)
+            return
+        if not self._llm_slots.acquire(blocking=False):
+            note = f"the LLM is busy with {LLM_SLOTS} other questions; extractive answer shown"
+            for item in answerer.stream(question, history, mode=mode, k=k, answer_mode=answerer.default_mode):
+                yield replace(item, notes=item.notes + (note,)) if isinstance(item, Answer) else item
+            return
+        try:
+            yield from answerer.stream(question, history, mode=mode, k=k, answer_mode=answer_mode)
+        finally:
+            self._llm_slots.release()
 
     # chat --------------------------------------------------------------------------------------
 
@@ -311,9 +357,11 @@ class ChatApp:
         history = [t.question for t in turns]
         partial, answer = "", None
         try:
-            for item in answerer.stream(question, history, mode=mode, k=int(k), answer_mode=answer_mode):
+            for item in self._stream(answerer, question, history, mode, int(k), answer_mode):
                 if isinstance(item, Answer):
                     answer = item
+                elif isinstance(item, Discard):  # the LLM failed mid-answer: what it streamed is dropped
+                    partial = ""
                 else:
                     partial += item
                     yield gr.update(), chat_messages(turns, (question, partial)), turns, gr.update(), gr.update()
@@ -448,7 +496,7 @@ class ChatApp:
                     table, choice = self._kb_tab(header)
                 with gr.Tab("评测", id="eval"):
                     self._eval_tab()
-            gr.api(self.ask, api_name="ask", concurrency_limit=2)
+            gr.api(self.ask, api_name="ask", concurrency_limit=ANSWER_SLOTS)
             # Values given at build time are the page's defaults; a page opened after a knowledge-base
             # change must show the documents as they are now.
             demo.load(self.page_views, None, [header, table, choice], api_visibility="private")
@@ -483,10 +531,11 @@ class ChatApp:
                 with gr.Accordion("检索与回答设置", open=False, elem_id="settings"):
                     mode = gr.Radio(MODE_CHOICES, value=Mode.HYBRID.value, label="检索方式")
                     k = gr.Slider(1, MAX_K, value=DEFAULT_K, step=1, label="检索段落数（top-k）")
-                    answer_choices = [("抽取式（原句引用）", AnswerMode.EXTRACTIVE.value)]
+                    answer_choices = [("阅读器（短答案＋原句）", AnswerMode.READER.value),
+                                      ("抽取式（原句引用）", AnswerMode.EXTRACTIVE.value)]
                     if llm:
                         answer_choices.append((f"大模型生成（{answerer.settings.llm.model}）", AnswerMode.LLM.value))
-                    answer_mode = gr.Radio(answer_choices, value=AnswerMode.EXTRACTIVE.value, label="回答方式")
+                    answer_mode = gr.Radio(answer_choices, value=answerer.default_mode.value, label="回答方式")
                     if not llm:
                         gr.Markdown("未配置大模型：设置 `RAG_LLM_BASE_URL` 与 `RAG_LLM_MODEL` 后重启，即可选择生成式回答。",
                                     elem_classes=["hint"])
@@ -502,12 +551,12 @@ class ChatApp:
         outputs = [question, chatbot, turns, sources, copy_value]
         hidden = {"api_visibility": "private"}
         for trigger in (question.submit, send.click):
-            trigger(self.respond, [question, turns, *settings], outputs, concurrency_limit=2, **hidden).then(
+            trigger(self.respond, [question, turns, *settings], outputs, concurrency_limit=ANSWER_SLOTS, **hidden).then(
                 lambda: (gr.update(visible=False), gr.update(visible=False)), None, [view_article, article], **hidden)
         if shown is not None:  # clicking an example asks it
-            shown.load_input_event.then(self.respond, [question, turns, *settings], outputs, concurrency_limit=2,
+            shown.load_input_event.then(self.respond, [question, turns, *settings], outputs, concurrency_limit=ANSWER_SLOTS,
                                         **hidden)
-        retry.click(self.retry, [turns, *settings], outputs, concurrency_limit=2, **hidden)
+        retry.click(self.retry, [turns, *settings], outputs, concurrency_limit=ANSWER_SLOTS, **hidden)
         chatbot.clear(self.clear, None, [chatbot, turns, sources, copy_value, focus, view_article, article], **hidden)
         clear.click(self.clear, None, [chatbot, turns, sources, copy_value, focus, view_article, article], **hidden)
         copy.click(None, [copy_value], None, js=_COPY_JS, **hidden)
@@ -557,10 +606,10 @@ class ChatApp:
         )
         with gr.Row():
             modes = gr.CheckboxGroup(MODE_CHOICES, value=[Mode.HYBRID.value], label="检索方式")
-            answer_choices = [("抽取式", AnswerMode.EXTRACTIVE.value)]
+            answer_choices = [("阅读器", AnswerMode.READER.value), ("抽取式", AnswerMode.EXTRACTIVE.value)]
             if self.answerer().llm_available:
                 answer_choices.append((f"大模型（{self.settings.llm.model}）", AnswerMode.LLM.value))
-            answer_modes = gr.CheckboxGroup(answer_choices, value=[AnswerMode.EXTRACTIVE.value], label="回答方式")
+            answer_modes = gr.CheckboxGroup(answer_choices, value=[AnswerMode.READER.value], label="回答方式")
             k = gr.Slider(1, 20, value=10, step=1, label="检索指标的 k")
             limit = gr.Number(value=0, precision=0, minimum=0, label="只评前 N 题（0 = 全部）")
         run = gr.Button("运行评测", variant="primary", elem_id="eval-run")
@@ -596,7 +645,7 @@ class ChatApp:
 
         try:
             report = evaluate.run_eval(
-                self.kb.index, self.gold_path, modes=modes, answer_modes=answer_modes or [AnswerMode.EXTRACTIVE.value],
+                self.kb.index, self.gold_path, modes=modes, answer_modes=answer_modes or [AnswerMode.READER.value],
                 k=int(k), out_dir=self.eval_dir, progress=update, limit=int(limit) if limit else None,
                 settings=self.settings,
             )
@@ -617,6 +666,22 @@ EVAL_COLUMNS = (
     ("平均用时(s)", "latency_mean"),
 )
 QUESTION_COLUMNS = ["id", "配置", "类型", "问题", "回答", "结果", "首个相关排名", "置信度", "用时(s)"]
+
+
+def _choice(kind, value, name: str):
+    """Return `value` as a member of the enum `kind`; raise ValueError listing the allowed values."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(f"{name} must be one of {', '.join(m.value for m in kind)}, got {value!r}") from None
+
+
+def _k(value) -> int:
+    """Return the API's k as an int within 1..API_MAX_K; raise ValueError for anything else (None, 1.5, "3")."""
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not whole or not 1 <= value <= API_MAX_K:
+        raise ValueError(f"k must be a whole number of passages from 1 to {API_MAX_K}, got {value!r}")
+    return int(value)
 
 
 def summary_rows(report) -> list[list]:

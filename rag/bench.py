@@ -255,12 +255,20 @@ def query_latency(index, questions: list[str], notes: list[str]) -> list[dict]:
     from rag.retrieve import Retriever
 
     rows = []
-    for mode in ("bm25", "dense", "hybrid"):
+    reader = None
+    if Answerer is not None:
+        from rag.reader.reader import Reader
+
+        reader = Reader()  # one load for every configuration
+    # The reader (the default answer) in each retrieval mode, and the sentence picker beside it.
+    configs = [("bm25", "reader"), ("dense", "reader"), ("hybrid", "reader"), ("hybrid", "extractive")]
+    for mode, answer_mode in configs:
+        label = mode if answer_mode == "reader" else f"{mode} + {answer_mode}"
         if Answerer is not None:
-            answerer = Answerer(index)
+            answerer = Answerer(index, reader=reader)
 
             def ask(question: str) -> dict[str, float]:
-                return dict(answerer.run(question, mode=mode).timings)
+                return dict(answerer.run(question, mode=mode, answer_mode=answer_mode).timings)
         else:
             retriever = Retriever(index)
 
@@ -275,7 +283,7 @@ def query_latency(index, questions: list[str], notes: list[str]) -> list[dict]:
             for stage, seconds in ask(question).items():
                 samples.setdefault(stage, []).append(seconds * 1000)
         for stage, values in samples.items():
-            rows.append({"mode": mode, "stage": stage, "n": len(values),
+            rows.append({"mode": label, "stage": stage, "n": len(values),
                          "p50_ms": round(float(np.percentile(values, 50)), 2),
                          "p95_ms": round(float(np.percentile(values, 95)), 2)})
     return rows
@@ -492,7 +500,7 @@ def format_markdown(results: dict, plot_name: str | None = None) -> str:
                     [[r["backend"], r["precision"], r["texts"], r["tokens"], r["seconds"], r["cpu_seconds"],
                       r["passages_per_s"], r["tokens_per_s"], r["gflops"], f"{100 * r['roofline']:.0f}%"]
                      for r in results["embed"]])
-    stages = ["embed", "dense", "bm25", "fusion", "answer", "total"]
+    stages = ["embed", "dense", "bm25", "fusion", "windows", "read", "answer", "total"]
     by_mode: dict[str, dict[str, dict]] = {}
     for r in results["queries"]:
         by_mode.setdefault(r["mode"], {})[r["stage"]] = r

