@@ -131,10 +131,14 @@ def test_clicking_a_citation_highlights_the_passage_and_the_article(page):
     panel = open_citation(page, 1)
     assert "湾区启航·智创未来" in panel and "2026-01-10" in panel and "000_c28048898250d032.txt" in panel
     assert "200亿元" in page.inner_text("#sources mark#focus-mark")
+    # The reader's short answer leads the message in bold and is marked inside the highlighted sentence.
+    assert "200亿" in page.locator("#chat [data-testid='bot'] strong.short-answer").last.inner_text()
+    assert "200亿" in page.inner_text("#sources mark#focus-mark strong.answer-span")
     page.click("#view-article")
     mark = page.locator("#article mark#article-mark")
     mark.wait_for()
     assert "200亿元" in mark.inner_text()
+    assert "200亿" in page.inner_text("#article mark#article-mark strong.answer-span")
     # The whole file is shown and scrolled so the highlighted span is inside the visible box.
     page.wait_for_function(
         """() => { const box = document.querySelector('#article .article').getBoundingClientRect();
