@@ -482,8 +482,12 @@ class Answerer:
             yield piece
 
     def _offline(self, answer_mode, question, resolved, hits, retriever, mode, timings) -> Answer:
-        """Answer without an LLM: with the reader when asked for (or as the LLM's fallback) and available."""
-        if answer_mode is AnswerMode.EXTRACTIVE or not self.reader.available:
+        """Answer without an LLM: with the reader when asked for (or as the LLM's fallback) and available.
+
+        A question in English goes to the sentence picker: the reader saw only Chinese questions, and on
+        eval/calibration.jsonl's 39 English questions it found the answer in 45 % against 70 %.
+        """
+        if answer_mode is AnswerMode.EXTRACTIVE or not self.reader.available or profile_question(resolved).english:
             return self._extract(question, resolved, hits, retriever, mode, timings)
         return self._read(question, resolved, hits, retriever, mode, timings)
 
@@ -497,7 +501,7 @@ class Answerer:
             windows = reading_windows(self.index, ranked, self.settings.answer.read_sentences)
             timings["windows"] = time.perf_counter() - began
             read_began = time.perf_counter()
-            reading = self.reading.read(resolved, windows, self.extractive.unseen(profile), profile.english)
+            reading = self.reading.read(resolved, windows, self.extractive.unseen(profile))
             timings["read"] = time.perf_counter() - read_began
         confidence = self.reading.confidence(reading.features) if reading else 0.0
         if reading is None or confidence < self.settings.answer.reader_threshold:

@@ -116,15 +116,15 @@ def calibrate_reader(answerer: Answerer, items: list[dict], retriever: Retriever
     for item in items:
         question = item["question"]
         profile = profile_question(question)
+        if profile.english:
+            continue  # English questions go to the sentence picker (see Answerer._offline)
         hits = retriever.run(question)
         reading = None
         if hits:
             ranked = answerer.extractive.candidates(profile, retriever.query_vector(question), hits)
             windows = reading_windows(answerer.index, ranked, answerer.settings.answer.read_sentences)
-            reading = answerer.reading.read(question, windows, answerer.extractive.unseen(profile), profile.english)
-        nothing = {"answerable": -10.0, "span": 0.0, "margin": 0.0, "prior": -2.0, "unseen": 1.0,
-                   "english": float(profile.english), "en_answerable": -10.0 * profile.english,
-                   "en_prior": -2.0 * profile.english}
+            reading = answerer.reading.read(question, windows, answerer.extractive.unseen(profile))
+        nothing = {"answerable": -10.0, "span": 0.0, "margin": 0.0, "prior": -2.0, "unseen": 1.0}
         values = reading.features if reading else nothing
         features.append([values[name] for name in READER_FEATURES])
         answerable.append(1.0 if item.get("answers") else 0.0)

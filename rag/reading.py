@@ -18,9 +18,7 @@ from rag.index import Index
 from rag.reader.reader import Reader
 from rag.types import Hit
 
-# A question in English over Chinese text gets lower reader scores throughout (the reader was trained
-# on Chinese questions): its scores are weighed separately, as the extractive model does.
-READER_FEATURES = ("answerable", "span", "margin", "prior", "unseen", "english", "en_answerable", "en_prior")
+READER_FEATURES = ("answerable", "span", "margin", "prior", "unseen")
 PRIOR_WEIGHT = 2.0
 _DEFAULT_WEIGHTS = {"answerable": 1.0}
 _CLAUSE_BREAK = re.compile(r"[，,；;：:]")
@@ -99,7 +97,7 @@ class ReaderAnswerer:
         self.weights = weights or _DEFAULT_WEIGHTS
         self.bias = bias
 
-    def read(self, question: str, windows: Sequence[ReadingWindow], unseen: float, english: bool) -> Reading | None:
+    def read(self, question: str, windows: Sequence[ReadingWindow], unseen: float) -> Reading | None:
         """Return the best reading of `windows`, or None when there is nothing to read."""
         if not windows:
             return None
@@ -125,9 +123,6 @@ class ReaderAnswerer:
             "margin": min(5.0, span.answerable - runner_up),
             "prior": window.prior,
             "unseen": unseen,
-            "english": 1.0 if english else 0.0,
-            "en_answerable": span.answerable if english else 0.0,
-            "en_prior": window.prior if english else 0.0,
         }
         return Reading(window.hit, answer, quote_span(window, answer), features)
 
