@@ -295,8 +295,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     index = open_index(args.index, args.docs, strict=True, long_lived=True)
     result = calibrate(index, args.gold, fit_sentences=args.sentences)
+    reader = f", reader below {result['reader']['threshold']:.3f}" if result.get("reader") else ""
     print(f"fitted on {result['questions']} questions ({result['unanswerable']} unanswerable): "
-          f"abstain below confidence {result['threshold']:.3f}; written to rag/data/answer_calibration.json")
+          f"sentence picker abstains below confidence {result['threshold']:.3f}{reader}; "
+          f"written to rag/data/answer_calibration.json")
     return 0
 
 
