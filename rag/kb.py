@@ -14,10 +14,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import logging
 import os
+import re
 import threading
 import unicodedata
 import uuid
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +28,21 @@ from pathlib import Path
 from rag.clean import clean
 from rag.embed import DEFAULT_MODEL, Embedder, make_embedder
 from rag.index import BuildReport, Index, IndexProblem, build_index, load_index, staleness
-from rag.load import TEXT_SUFFIXES, DecodeError, decode
+from rag.load import TEXT_SUFFIXES, DecodeError, decode, text_fingerprint
+
+log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+# What a conversion may produce, checked before anything is written. A 2.6 MB .docx whose XML
+# expanded to 36 MB once became a 34.5 MB .txt (~70 s, 2.6 GB of memory). Measured here with
+# python-docx: 8.4 MB of document XML (20,000 paragraphs) converts in ~4.6 s using ~100 MB, so
+# 20 MB unpacked bounds a conversion to ~10-15 s; legitimate .docx files unpack to 3-10x their size.
+MAX_CONVERTED_BYTES = MAX_UPLOAD_BYTES  # the stored text: no more than a text upload may hold
+MAX_PDF_PAGES = 500  # pypdf reads 4-50 ms per page
+MAX_DOCX_PARAGRAPHS = 30_000
+MAX_ZIP_UNCOMPRESSED = 20 * 1024 * 1024
+MAX_ZIP_RATIO = 100  # unpacked size over file size; zip bombs reach ~1000
+_MB = 1024 * 1024
 CONVERTED_SUFFIXES = (".pdf", ".docx", ".html", ".htm")
 UPLOAD_SUFFIXES = TEXT_SUFFIXES + CONVERTED_SUFFIXES
 MAX_NAME_BYTES = 200
@@ -103,6 +118,8 @@ def prepare_upload(filename: str, data: bytes) -> Upload:
     else:
         text = _CONVERTERS[suffix](data, name)
         stored, payload, converted = Path(name).stem + ".txt", text.encode("utf-8"), True
+        if len(payload) > MAX_CONVERTED_BYTES:
+            raise _too_much_text(name, len(payload))
     cleaned, _ = clean(text.replace("\r\n", "\n").replace("\r", "\n"))
     if not cleaned.strip():
         raise UploadError(f"{name} 中没有可检索的文字")
@@ -117,7 +134,14 @@ def pdf_text(data: bytes, name: str = "PDF") -> str:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             raise UploadError(f"{name} 已加密，请先解除密码保护")
-        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+        if len(reader.pages) > MAX_PDF_PAGES:
+            raise UploadError(f"{name} 有 {len(reader.pages)} 页，超过了 {MAX_PDF_PAGES} 页的上限：请拆分成几个文件再上传")
+        pages, size = [], 0
+        for page in reader.pages:  # stops as soon as the text is too long, not after reading every page
+            pages.append((page.extract_text() or "").strip())
+            size += len(pages[-1].encode("utf-8")) + 2
+            if size > MAX_CONVERTED_BYTES:
+                raise _too_much_text(name, size, partial=True)
     except UploadError:
         raise
     except Exception as exc:  # a parser fed untrusted bytes can fail in many ways; all mean "unreadable"
@@ -133,6 +157,7 @@ def docx_text(data: bytes, name: str = "Word 文档") -> str:
     import docx
     from docx.table import Table
 
+    check_docx_zip(data, name)
     try:
         document = docx.Document(io.BytesIO(data))
         lines = []
@@ -150,6 +175,36 @@ def docx_text(data: bytes, name: str = "Word 文档") -> str:
     return _with_title(title, "\n\n".join(lines))
 
 
+def check_docx_zip(data: bytes, name: str = "Word 文档") -> None:
+    """Refuse a .docx whose zip directory declares too much content, before any of it is unpacked or parsed.
+
+    The declared sizes are a hard bound: Python's zipfile never returns more than an entry declares
+    (a lie ends in a CRC error), so checking the directory bounds what python-docx can read.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            total = sum(entry.file_size for entry in archive.infolist())
+            if total > MAX_ZIP_UNCOMPRESSED:
+                raise UploadError(f"{name} 解压后有 {total / _MB:.1f} MB，超过了 {MAX_ZIP_UNCOMPRESSED // _MB} MB 的上限："
+                                  "文档内容过多，请拆分后再上传")
+            if total > MAX_ZIP_RATIO * len(data):
+                raise UploadError(f"{name} 解压后是原文件的 {total / len(data):.0f} 倍（上限 {MAX_ZIP_RATIO} 倍）："
+                                  "压缩比异常，疑似压缩炸弹，已拒绝")
+            body = archive.read("word/document.xml")
+    except UploadError:
+        raise
+    except Exception as exc:  # not a zip, or no document part: python-docx would fail the same way
+        raise UploadError(f"无法读取 {name}：不是有效的 .docx 文件（{type(exc).__name__}）") from exc
+    paragraphs = body.count(b"<w:p>") + body.count(b"<w:p ") + body.count(b"<w:p/>")
+    if paragraphs > MAX_DOCX_PARAGRAPHS:
+        raise UploadError(f"{name} 有 {paragraphs} 个段落，超过了 {MAX_DOCX_PARAGRAPHS} 个的上限：请拆分后再上传")
+
+
+def _too_much_text(name: str, size: int, partial: bool = False) -> UploadError:
+    amount = f"超过 {size / _MB:.1f} MB" if partial else f"有 {size / _MB:.1f} MB"
+    return UploadError(f"{name} 转换出的文字{amount}，超过了 {MAX_CONVERTED_BYTES // _MB} MB 的上限：请拆分后再上传")
+
+
 def html_text(data: bytes, name: str = "网页") -> str:
     """Return the main text of an HTML page (scripts and markup dropped); raise UploadError if unreadable."""
     import html as htmllib
@@ -162,6 +217,7 @@ def html_text(data: bytes, name: str = "网页") -> str:
     except DecodeError as exc:
         raise UploadError(f"{name} 不是可识别的文本：{exc}") from exc
     try:
+        page = _plain_html(page)
         text = trafilatura.extract(page, include_comments=False, include_tables=True)
         text = text or trafilatura.extract(page, include_comments=False, include_tables=True, favor_recall=True)
         meta = trafilatura.extract_metadata(page)
@@ -171,6 +227,29 @@ def html_text(data: bytes, name: str = "网页") -> str:
         # A page too small for boilerplate removal: keep all visible text (nh3 drops script/style bodies).
         text = htmllib.unescape(nh3.clean(page, tags=set()))
     return _with_title(getattr(meta, "title", None) or "", text.strip())
+
+
+# Inline elements: trafilatura puts each on a line of its own ("预计达到\n86吨\n。"), which splits
+# sentences, so they are unwrapped into their text first. Dropped elements go with their content:
+# a <script> inside <h1> must not reach the title.
+_INLINE_TAGS = ("a", "abbr", "b", "bdi", "bdo", "big", "cite", "code", "data", "del", "dfn", "em", "font", "i",
+                "ins", "kbd", "mark", "q", "s", "samp", "small", "span", "strike", "strong", "sub", "sup", "time",
+                "tt", "u", "var")
+_DROPPED_TAGS = ("script", "style", "noscript", "template", "iframe", "object", "embed", "svg", "canvas")
+
+
+def _plain_html(page: str) -> str:
+    """Return the page without scripts, styles and comments, its inline elements replaced by their text."""
+    import lxml.etree as etree
+    import lxml.html
+
+    page = re.sub(r"^\s*<\?xml[^>]*\?>", "", page)  # lxml refuses a str that declares its encoding
+    if not page.strip():
+        return page
+    tree = lxml.html.document_fromstring(page)
+    etree.strip_elements(tree, *_DROPPED_TAGS, etree.Comment, etree.ProcessingInstruction, with_tail=False)
+    etree.strip_tags(tree, *_INLINE_TAGS)
+    return lxml.html.tostring(tree, encoding="unicode")
 
 
 def _with_title(title: str, text: str) -> str:
@@ -203,6 +282,7 @@ class KnowledgeBase:
         # Writers (upload, delete, rebuild) take turns. Readers need no lock: they take the
         # `_index` reference once per question, and rebinding an attribute is atomic.
         self._change = threading.Lock()
+        self.updater: threading.Thread | None = None  # the background update started by `update_in_background`
 
     @property
     def index(self) -> Index:
@@ -234,6 +314,28 @@ class KnowledgeBase:
         """Index the documents folder again (only new text is embedded) and swap the new index in."""
         with self._change:
             return self._rebuild(progress)
+
+    def update_in_background(self, done: Callable[[BuildReport | None, Exception | None], None] | None = None,
+                             ) -> threading.Thread:
+        """Start rebuilding in a daemon thread while the loaded index keeps answering; return the thread.
+
+        The new index is swapped in when its build succeeds; if it fails, the loaded one stays. `done`
+        gets (report, None) or (None, error). A kill meanwhile leaves the previous build live (atomic builds).
+        """
+        def run() -> None:
+            try:
+                report = self.rebuild()
+            except Exception as exc:  # keep serving the index that is loaded
+                log.warning("updating the index in the background failed: %s", exc)
+                if done:
+                    done(None, exc)
+            else:
+                if done:
+                    done(report, None)
+
+        self.updater = threading.Thread(target=run, name="index-update", daemon=True)
+        self.updater.start()
+        return self.updater
 
     def _rebuild(self, progress: Progress | None) -> BuildReport:
         if self._embedder is None:
@@ -282,11 +384,13 @@ class KnowledgeBase:
 
     def _check_new(self, upload: Upload) -> None:
         stem = Path(upload.name).stem
-        digest = hashlib.sha256(upload.data).hexdigest()
+        # Text is compared, not bytes: the same article re-saved as GB18030, with a BOM or CRLF is no new document.
+        digest = text_fingerprint(upload.data) or hashlib.sha256(upload.data).hexdigest()
         for path in self._files():
             if path.stem == stem:
                 raise UploadError(f"已有同名文档 {path.name}：请先删除它，或把文件改名后再上传")
-            if hashlib.sha256(path.read_bytes()).hexdigest() == digest:
+            data = path.read_bytes()
+            if digest in (text_fingerprint(data), hashlib.sha256(data).hexdigest()):
                 raise UploadError(f"{upload.source} 与已有文档 {path.name} 内容相同")
 
     def delete(self, file: str, progress: Progress | None = None) -> BuildReport:

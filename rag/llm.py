@@ -7,7 +7,9 @@ are flagged as unsupported, and numbers a sentence states must appear in the pas
 
 from __future__ import annotations
 
+import queue
 import re
+import threading
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import replace
@@ -39,6 +41,18 @@ REDACTED = "〔此处疑似给AI的指令，已移除〕"
 
 class LLMUnavailable(RuntimeError):
     """The server could not be reached, timed out, or answered with an error."""
+
+
+class Discard(str):
+    """Yielded by an answer stream when the text streamed so far must be dropped (the LLM failed mid-answer).
+
+    A `str` (empty) so that a consumer which only concatenates pieces still works; consumers that
+    show pieces as they come (the CLI, the chat page) check for it and remove what they showed.
+    """
+
+
+DISCARD = Discard("")
+_DONE = object()
 
 
 def build_messages(question: str, hits: Sequence[Hit], index: Index) -> list[dict[str, str]]:
@@ -73,6 +87,8 @@ class LLMAnswerer:
     def __init__(self, index: Index, config: LLMConfig, client=None) -> None:
         if not config.configured:
             raise LLMUnavailable("no LLM server configured")
+        if config.problem:
+            raise LLMUnavailable(config.problem)
         self.index = index
         self.config = config
         self._client = client
@@ -98,25 +114,18 @@ class LLMAnswerer:
             raise LLMUnavailable("no passages were retrieved")
         messages = build_messages(resolved, hits, self.index)
         pieces: list[str] = []
+        call = None
         try:
             import openai
 
-            response = self._get_client().chat.completions.create(
-                model=self.config.model,
-                messages=messages,
-                temperature=self.config.temperature,
-                stream=True,
-            )
-            deadline = began + self.config.timeout
-            for event in response:
-                if time.perf_counter() > deadline:
-                    raise LLMUnavailable(f"no complete answer within {self.config.timeout:.0f} s")
-                if not event.choices:
-                    continue
-                delta = event.choices[0].delta.content or ""
-                if delta:
-                    pieces.append(delta)
-                    yield delta
+            request = dict(model=self.config.model, messages=messages, temperature=self.config.temperature, stream=True)
+            client = self._get_client()
+            # The clock starts at the request: importing and building the client (seconds on a cold,
+            # busy machine) is not the server's time.
+            call = _StreamingCall(client, request)
+            for delta in call.tokens(time.perf_counter() + self.config.timeout, self.config.timeout):
+                pieces.append(delta)
+                yield delta
         except LLMUnavailable:
             raise
         except openai.APITimeoutError as exc:
@@ -127,6 +136,9 @@ class LLMAnswerer:
             raise LLMUnavailable(f"the server answered HTTP {exc.status_code}") from exc
         except openai.OpenAIError as exc:
             raise LLMUnavailable(str(exc) or exc.__class__.__name__) from exc
+        finally:
+            if call is not None:
+                call.cancel()
         raw = "".join(pieces).strip()
         if not raw:
             raise LLMUnavailable("the server returned an empty answer")
@@ -189,6 +201,72 @@ class LLMAnswerer:
             if overlap > best_overlap:
                 best, best_overlap = (start, end), overlap
         return make_citation(self.index, n, hit, *best)
+
+
+class _StreamingCall:
+    """One streamed chat-completions request, read by a worker thread and waited for against a deadline.
+
+    httpx's timeout bounds each socket read, not the call: a server sending SSE keep-alive comments
+    (`: ping`), which the openai client skips without yielding, could hold a reader forever. Here the
+    caller waits on a queue with the time left, so the deadline holds whatever the server sends; on
+    the way out the response is closed, and the worker (a daemon) ends at its next read.
+    """
+
+    def __init__(self, client, request: dict) -> None:
+        self._queue: queue.Queue = queue.Queue()
+        self._cancelled = threading.Event()
+        self._lock = threading.Lock()
+        self._response = None
+        threading.Thread(target=self._run, args=(client, request), name="llm-stream", daemon=True).start()
+
+    def _run(self, client, request: dict) -> None:
+        try:
+            response = client.chat.completions.create(**request)
+            with self._lock:
+                self._response = response
+            if self._cancelled.is_set():
+                return
+            for event in response:
+                if self._cancelled.is_set():
+                    return
+                delta = (event.choices[0].delta.content or "") if event.choices else ""
+                if delta:
+                    self._queue.put(delta)
+            self._queue.put(_DONE)
+        except BaseException as exc:  # handed to the caller, which maps it to LLMUnavailable
+            self._queue.put(exc)
+        finally:
+            self._close()
+
+    def tokens(self, deadline: float, timeout: float):
+        """Yield text deltas until the answer is complete; raise LLMUnavailable once `deadline` passes."""
+        while True:
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                raise LLMUnavailable(f"no complete answer within {timeout:g} s")
+            try:
+                item = self._queue.get(timeout=left)
+            except queue.Empty:
+                continue
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def cancel(self) -> None:
+        """Stop the worker: it puts nothing more, and its response is closed."""
+        self._cancelled.set()
+        self._close()
+
+    def _close(self) -> None:
+        with self._lock:
+            response, self._response = self._response, None
+        if response is not None:
+            try:
+                response.close()
+            except Exception:  # closing from another thread may race the worker's read; either way it ends
+                pass
 
 
 def _says_not_found(text: str) -> bool:

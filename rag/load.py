@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +68,17 @@ def decode(data: bytes) -> tuple[str, str]:
         raise DecodeError("not UTF-8, UTF-16, GB18030 or Big5 text")
     _, enc, text = max(candidates)
     return text, enc
+
+
+def text_fingerprint(data: bytes) -> str | None:
+    """Return a hash of the text `data` holds, the same whatever its encoding, BOM or line ends; None if not text."""
+    try:
+        text, _ = decode(data)
+    except DecodeError:
+        return None
+    text = unicodedata.normalize("NFC", text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n"))
+    text = "\n".join(line.rstrip() for line in text.strip().split("\n"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _looks_utf16(data: bytes) -> bool:

@@ -10,12 +10,30 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FakeChatServer:
-    """Serves /v1/chat/completions; `reply(request) -> (status, text, delay_seconds)` decides each answer."""
+    """Serves /v1/chat/completions; `reply(request) -> (status, text, delay_seconds)` decides each answer.
 
-    def __init__(self, reply: Callable[[dict], tuple[int, str, float]]) -> None:
+    Keep-alive mode: with `ping_every`, the server fills the delay before the text, and `hang` seconds
+    after it (before `[DONE]`), with SSE comments (`: ping`), as proxies and some servers do; each one
+    resets a per-read socket timeout, so only a wall-clock deadline ends such a call.
+    """
+
+    def __init__(self, reply: Callable[[dict], tuple[int, str, float]], ping_every: float | None = None,
+                 hang: float = 0.0) -> None:
         self.reply = reply
         self.requests: list[dict] = []
+        self.pings = 0
         server = self
+
+        def wait(handler, seconds: float) -> None:
+            if not ping_every:
+                time.sleep(seconds)
+                return
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                handler.wfile.write(b": ping\n\n")
+                handler.wfile.flush()
+                server.pings += 1
+                time.sleep(min(ping_every, max(0.0, end - time.monotonic())))
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):  # keep test output quiet
@@ -37,12 +55,13 @@ class FakeChatServer:
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
                 try:
-                    time.sleep(delay)
+                    wait(self, delay)
                     for i in range(0, len(text), 4):  # stream a few characters per event
                         chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
                                  "choices": [{"index": 0, "delta": {"content": text[i : i + 4]}, "finish_reason": None}]}
                         self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
                         self.wfile.flush()
+                    wait(self, hang)
                     self.wfile.write(b"data: [DONE]\n\n")
                     self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):

@@ -6,6 +6,7 @@ import html
 import re
 import shutil
 import socket
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -42,12 +43,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(kb: KnowledgeBase, reports: Path):
-    """Serve the page over `kb` on a free loopback port; yield its URL."""
+def running_app(kb: KnowledgeBase, reports: Path, **options):
+    """Serve the page over `kb` on a free loopback port (ChatApp `options` passed on); yield its URL."""
     from rag.app import serve
 
     port = free_port()
-    demo = serve(kb, "127.0.0.1", port, block=False, gold_path=ROOT / "eval" / "gold.jsonl", eval_dir=reports)
+    demo = serve(kb, "127.0.0.1", port, block=False, gold_path=ROOT / "eval" / "gold.jsonl", eval_dir=reports,
+                 **options)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -256,13 +258,35 @@ def test_rag_chat_rebuilds_a_broken_index_without_a_terminal(docs_copy, index_co
     assert len(served[0][0].index.documents) == 5
 
 
-def test_rag_chat_updates_a_stale_index(docs_copy, index_copy, served, capsys):
+def test_rag_chat_serves_a_stale_index_at_once_and_updates_it_in_the_background(docs_copy, index_copy, monkeypatch,
+                                                                                 capsys):
+    import threading
+
     from rag.cli import main
 
+    page_up, seen = threading.Event(), []
+
+    def serve(kb, host, port):
+        seen.append((kb, "ferry" in kb.index.documents))
+        page_up.set()
+
+    rebuild = KnowledgeBase.rebuild
+
+    def held_rebuild(self, progress=None):
+        # The update may only finish once the page is up; an update run before serving waits here in vain.
+        page_up.wait(30)
+        return rebuild(self, progress)
+
+    monkeypatch.setattr("rag.app.serve", serve)
+    monkeypatch.setattr(KnowledgeBase, "rebuild", held_rebuild)
     (docs_copy / "ferry.txt").write_text("嘉陵江智能渡轮试运行\n\n渝智一号渡轮可搭载乘客120人。\n", encoding="utf-8")
     assert main(["chat", "--docs", str(docs_copy), "--index", str(index_copy)]) == 0
-    assert "stale" in capsys.readouterr().err
-    assert "ferry" in served[0][0].index.documents
+    kb, had_ferry = seen[0]
+    assert not had_ferry  # the previous index was served at once
+    kb.updater.join(600)
+    assert "ferry" in kb.index.documents  # and swapped for the updated one when its build was done
+    err = capsys.readouterr().err
+    assert "stale" in err and "updated in the background" in err and "index updated: 6 documents" in err
 
 
 # --- the /ask API --------------------------------------------------------------------------------
@@ -295,3 +319,64 @@ def test_the_server_serves_no_documents_or_index_files(seed_kb, tmp_path):
             with pytest.raises(urllib.error.HTTPError) as failure:
                 urllib.request.urlopen(f"{url}/gradio_api/file={path}")
             assert failure.value.code == 403
+
+
+def test_ask_refuses_a_k_or_mode_it_cannot_use_with_a_clear_message(seed_kb):
+    import gradio as gr
+
+    app = ChatApp(seed_kb)
+    for bad in (None, 1.5, "3", 0, 51, True):
+        with pytest.raises(gr.Error, match="k must be a whole number of passages from 1 to 50"):
+            app.ask(QUESTION, "hybrid", bad)
+    with pytest.raises(gr.Error, match="mode must be one of hybrid, dense, bm25, got None"):
+        app.ask(QUESTION, None, 3)
+    assert len(app.ask(QUESTION, "bm25", 3.0)["passages"]) <= 3
+
+
+# --- slow or failing LLM servers -------------------------------------------------------------------
+
+
+def _llm_settings(url: str, timeout: float):
+    from rag.config import LLMConfig, Settings
+
+    return Settings(llm=LLMConfig(base_url=url, model="fake-model", timeout=timeout))
+
+
+def test_chat_drops_the_partial_llm_answer_when_it_falls_back(seed_kb):
+    from tests.fake_llm import FakeChatServer
+
+    # Half an answer, then keep-alive pings until the deadline: the extractive answer replaces it.
+    with FakeChatServer(lambda r: (200, "大模型的半句回答", 0.0), ping_every=0.2, hang=30.0) as server:
+        app = ChatApp(seed_kb, settings=_llm_settings(server.url, 1.5))
+        updates = list(app.respond(QUESTION, [], "hybrid", 5, "llm"))
+    streamed = [u[1][-1]["content"] for u in updates[:-1] if isinstance(u[1], list)]
+    assert any("半句回答" in m for m in streamed)  # it was shown while it streamed
+    assert "200亿元" in streamed[-1] and "半句回答" not in streamed[-1]
+    turn = updates[-1][2][0]
+    assert turn.answer.mode.value != "llm" and "半句回答" not in updates[-1][1][-1]["content"]
+    assert "extractive answer shown" in turn.answer.notes[-1]
+
+
+def test_slow_llm_answers_do_not_hold_up_extractive_ones(seed_kb, tmp_path):
+    from gradio_client import Client
+
+    from tests.fake_llm import FakeChatServer
+
+    timeout = 25.0  # long enough that an extractive answer queued behind the LLM calls would show it
+    with FakeChatServer(lambda r: (200, "迟到的回答[1]。", 60.0), ping_every=0.5) as server:
+        with running_app(seed_kb, tmp_path / "reports", settings=_llm_settings(server.url, timeout)) as url:
+            client = Client(url, verbose=False)
+            slow = [client.submit(QUESTION, "hybrid", 5, "llm", api_name="/ask") for _ in range(3)]
+            began = time.monotonic()
+            while len(server.requests) < 2 and time.monotonic() - began < 60:
+                time.sleep(0.1)
+            assert len(server.requests) == 2  # two LLM calls in flight; the third was not sent
+            answer = client.predict(QUESTION, "hybrid", 5, "extractive", api_name="/ask")
+            still_waiting = sum(not job.done() for job in slow)
+            assert "200亿元" in answer["text"] and still_waiting >= 2
+            results = [job.result(timeout=3 * timeout + 30) for job in slow]
+    elapsed = time.monotonic() - began
+    notes = [" ".join(r["notes"]) for r in results]
+    assert sum(f"within {timeout:g} s" in n for n in notes) == 2 and sum("LLM is busy" in n for n in notes) == 1
+    assert all(r["mode"] != "llm" and "200亿元" in r["text"] for r in results)
+    assert elapsed < 3 * timeout + 30

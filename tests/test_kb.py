@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import shutil
 import threading
@@ -14,17 +15,19 @@ from rag.kb import MAX_UPLOAD_BYTES, KnowledgeBase, UploadError, prepare_upload,
 FERRY = "嘉陵江智能渡轮试运行\n\n2026年3月18日，重庆嘉陵江首艘智能渡轮“渝智一号”开始试运行。该渡轮可搭载乘客120人，最高航速每小时25公里。\n"
 
 
-def minimal_pdf(text: str) -> bytes:
-    """Return a one-page PDF showing `text` (ASCII) in Helvetica, with a correct xref table."""
+def minimal_pdf(text: str, pages: int = 1) -> bytes:
+    """Return a PDF of `pages` pages, each showing `text` (ASCII) in Helvetica, with a correct xref table."""
     stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode("latin-1")
+    kids = b" ".join(b"%d 0 R" % (6 + i) for i in range(pages - 1))
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Pages /Kids [3 0 R %s] /Count %d >>" % (kids, pages),
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
         b"/Resources << /Font << /F1 5 0 R >> >> >>",
         b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
+    ] + [b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+         b"/Resources << /Font << /F1 5 0 R >> >> >>"] * (pages - 1)
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for n, body in enumerate(objects, 1):
@@ -268,3 +271,131 @@ def test_questions_keep_working_while_the_index_is_rebuilt(kb):
         thread.join()
     assert errors == []
     assert answers and all("200亿元" in a for a in answers)
+
+
+# --- conversion limits (checked before anything is parsed or written) -------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _base_docx() -> bytes:
+    return docx_bytes()
+
+
+def _docx_with_body(paragraphs: list[str], extra: dict[str, bytes] | None = None) -> bytes:
+    """Return docx_bytes() with its document.xml replaced by `paragraphs` (and `extra` entries added)."""
+    import zipfile
+
+    body = "".join(f"<w:p><w:r><w:t>{p}</w:t></w:r></w:p>" for p in paragraphs)
+    xml = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:document xmlns:w="http://schemas.openxml'
+           f'formats.org/wordprocessingml/2006/main"><w:body>{body}</w:body></w:document>').encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(_base_docx())) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            target.writestr(item, xml if item.filename == "word/document.xml" else source.read(item))
+        for name, data in (extra or {}).items():
+            target.writestr(name, data)
+    return out.getvalue()
+
+
+@pytest.fixture()
+def no_docx_parsing(monkeypatch):
+    """Fail the test if python-docx is asked to parse: refusals must come from the zip directory."""
+    import docx
+
+    _base_docx()  # built before python-docx is disabled
+
+    def parse(*args, **kwargs):
+        raise AssertionError("python-docx was asked to parse a file that should have been refused")
+
+    monkeypatch.setattr(docx, "Document", parse)
+
+
+def test_docx_expanding_past_the_limit_is_refused_from_the_zip_directory(no_docx_parsing):
+    import random
+
+    from rag.kb import MAX_ZIP_UNCOMPRESSED
+
+    # Random "a"/"b" bytes pack about 8:1: a file under the 5 MB upload limit, a normal ratio, too much unpacked.
+    coin = bytes(b"ab"[i & 1] for i in range(256))
+    noise = random.Random(0).randbytes(MAX_ZIP_UNCOMPRESSED).translate(coin)
+    huge = _docx_with_body(["正文。"], {"word/media/noise.bin": noise})
+    assert len(huge) < MAX_UPLOAD_BYTES
+    with pytest.raises(UploadError, match=r"解压后有 20\.\d MB，超过了 20 MB 的上限"):
+        prepare_upload("huge.docx", huge)
+
+
+def test_docx_with_a_zip_bomb_ratio_is_refused(no_docx_parsing):
+    bomb = _docx_with_body(["正文。"], {"word/media/zeros.bin": b"\0" * (8 * 1024 * 1024)})
+    assert len(bomb) < 100_000
+    with pytest.raises(UploadError, match=r"解压后是原文件的 \d+ 倍（上限 100 倍）"):
+        prepare_upload("bomb.docx", bomb)
+
+
+def test_docx_with_too_many_paragraphs_is_refused(no_docx_parsing):
+    import random
+
+    from rag.kb import MAX_DOCX_PARAGRAPHS
+
+    rng = random.Random(1)
+    words = [chr(rng.randint(0x4E00, 0x9FA5)) * 1 + chr(rng.randint(0x4E00, 0x9FA5)) for _ in range(MAX_DOCX_PARAGRAPHS + 1)]
+    with pytest.raises(UploadError, match=f"{MAX_DOCX_PARAGRAPHS + 1} 个段落，超过了 {MAX_DOCX_PARAGRAPHS} 个的上限"):
+        prepare_upload("many.docx", _docx_with_body(words))
+
+
+def test_pdf_with_too_many_pages_is_refused():
+    from rag.kb import MAX_PDF_PAGES
+
+    many = minimal_pdf("page", pages=MAX_PDF_PAGES + 1)
+    with pytest.raises(UploadError, match=f"{MAX_PDF_PAGES + 1} 页，超过了 {MAX_PDF_PAGES} 页的上限"):
+        prepare_upload("long.pdf", many)
+
+
+def test_converted_text_over_the_limit_is_refused(monkeypatch):
+    monkeypatch.setattr("rag.kb.MAX_CONVERTED_BYTES", 2000)
+    monkeypatch.setattr("rag.kb._MB", 1000)  # report the tiny limit in whole units
+    page = "<html><body><article><p>" + "重庆嘉陵江首艘智能渡轮开始试运行。" * 60 + "</p></article></body></html>"
+    with pytest.raises(UploadError, match="转换出的文字有 .* MB，超过了 2 MB 的上限"):
+        prepare_upload("long.html", page.encode("utf-8"))
+    with pytest.raises(UploadError, match="转换出的文字超过 .* MB，超过了 2 MB 的上限"):
+        prepare_upload("long.pdf", minimal_pdf("x" * 1500, pages=2))
+
+
+def test_a_refused_conversion_writes_nothing(tmp_path, no_docx_parsing):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text(FERRY, encoding="utf-8")
+    base = KnowledgeBase(docs, tmp_path / "index")
+    bomb = _docx_with_body(["正文。"], {"word/media/zeros.bin": b"\0" * (8 * 1024 * 1024)})
+    with pytest.raises(UploadError, match="压缩比异常"):
+        base.add("bomb.docx", bomb)
+    assert sorted(p.name for p in docs.iterdir()) == ["a.txt"]
+
+
+# --- duplicates and HTML ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encode", [
+    lambda t: b"\xef\xbb\xbf" + t.encode("utf-8"),
+    lambda t: t.replace("\n", "\r\n").encode("utf-8"),
+    lambda t: t.encode("gb18030"),
+])
+def test_the_same_text_in_another_encoding_is_a_duplicate(tmp_path, encode):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ferry.txt").write_text(FERRY, encoding="utf-8")
+    base = KnowledgeBase(docs, tmp_path / "index")
+    with pytest.raises(UploadError, match="与已有文档 ferry.txt 内容相同"):
+        base.add("ferry-copy.txt", encode(FERRY))
+    assert sorted(p.name for p in docs.iterdir()) == ["ferry.txt"]
+
+
+def test_html_inline_tags_do_not_split_sentences_and_scripts_stay_out_of_the_title():
+    page = (
+        "<html><head><title>页面</title></head><body><article><h1>重庆机器人<script>alert('pwned')</script>产业</h1>"
+        "<p>2026年全市工业机器人产量预计达到<b>86吨</b>。这一数字由<a href='#'>市经信委</a>发布，"
+        "比上年增长<span class='n'>12%</span>，是重庆智能制造发展的重要标志。</p></article></body></html>"
+    )
+    text = prepare_upload("robots.html", page.encode("utf-8")).data.decode("utf-8")
+    lines = [line for line in text.split("\n") if line.strip()]
+    assert lines[0] == "重庆机器人产业" and "alert" not in text and "pwned" not in text
+    assert "预计达到86吨。这一数字由市经信委发布，比上年增长12%，" in text

@@ -1,4 +1,5 @@
 import shutil
+import time
 
 import pytest
 
@@ -122,3 +123,84 @@ def test_settings_come_from_file_and_environment(tmp_path):
     assert settings.llm.model == "deepseek-chat" and settings.llm.timeout == 7.0
     assert settings.llm.configured
     assert not load_settings(tmp_path / "none.toml", environ={}).llm.configured
+
+
+# --- the deadline is wall-clock, whatever the server sends ------------------------------------------
+
+
+def test_keep_alive_pings_cannot_hold_the_call_past_the_deadline(seed_index):
+    # A server that sends `: ping` every 0.2 s and no answer for 30 s: each ping resets a per-read
+    # timeout, so only a wall-clock bound on the whole call returns in time.
+    from rag.llm import Discard
+
+    timeout = 1.5
+    with FakeChatServer(lambda r: (200, "太慢了[1]。", 30.0), ping_every=0.2) as server:
+        began, elapsed = time.monotonic(), None
+        for item in _answerer(seed_index, server.url, timeout=timeout).stream(QUESTION, answer_mode="llm"):
+            if isinstance(item, Discard):  # the LLM call is over; what follows is the offline fallback
+                elapsed = time.monotonic() - began
+        answer = item
+        assert server.pings >= 3  # the server did keep the connection alive
+    assert elapsed is not None and elapsed < 3 * timeout + 5, f"LLM call took {elapsed} s with a {timeout} s timeout"
+    assert answer.mode.value != "llm" and "200亿元" in answer.text
+    assert any(f"within {timeout:g} s" in note for note in answer.notes)
+
+
+def test_pings_after_some_tokens_also_end_at_the_deadline_and_the_tokens_are_discarded(seed_index):
+    from rag.llm import Discard
+
+    with FakeChatServer(lambda r: (200, "大模型的半句回答", 0.0), ping_every=0.2, hang=30.0) as server:
+        began, stamps = time.monotonic(), []
+        items = []
+        for item in _answerer(seed_index, server.url, timeout=1.5).stream(QUESTION, answer_mode="llm"):
+            items.append(item)
+            stamps.append(time.monotonic() - began)
+    *pieces, answer = items
+    # The partial tokens come first, then a Discard, then only the fallback answer's pieces.
+    cut = next(i for i, p in enumerate(pieces) if isinstance(p, Discard))
+    assert stamps[cut] < 3 * 1.5 + 5
+    assert "".join(pieces[:cut]) == "大模型的半句回答"
+    assert "".join(pieces[cut + 1 :]) == answer.text and answer.mode.value != "llm"
+
+
+def test_rag_ask_prints_the_fallback_apart_from_the_partial_tokens(seed_index_dir, seeds_dir, monkeypatch, capsys):
+    from rag.cli import main
+
+    with FakeChatServer(lambda r: (200, "大模型的半句回答", 0.0), ping_every=0.2, hang=30.0) as server:
+        monkeypatch.setenv("RAG_LLM_BASE_URL", server.url)
+        monkeypatch.setenv("RAG_LLM_MODEL", "fake-model")
+        monkeypatch.setenv("RAG_LLM_TIMEOUT", "1.5")
+        code = main(["ask", QUESTION, "--answer", "llm", "--index", str(seed_index_dir), "--docs", str(seeds_dir)])
+    out, err = capsys.readouterr()
+    assert code == 0
+    answer_line = next(line for line in out.splitlines() if "200亿元" in line)
+    assert "半句回答" not in answer_line  # not glued to the extractive answer
+    lines = out.splitlines()
+    partial = next(i for i, line in enumerate(lines) if "半句回答" in line)
+    assert "discarded" in lines[partial + 1] and partial + 1 < lines.index(answer_line)
+    assert "extractive answer shown" in err
+
+
+@pytest.mark.parametrize("value", ["abc", "-5", "nan"])
+def test_a_bad_timeout_names_its_variable_and_fails_only_llm_answers(seed_index, seed_index_dir, seeds_dir, value,
+                                                                     monkeypatch, capsys):
+    from rag.cli import main
+
+    environ = {"RAG_LLM_BASE_URL": "http://127.0.0.1:9/v1", "RAG_LLM_MODEL": "m", "RAG_LLM_TIMEOUT": value}
+    settings = load_settings(environ=environ)  # no "could not convert string to float" here
+    assert "RAG_LLM_TIMEOUT" in settings.llm.problem and value in settings.llm.problem
+    answerer = Answerer(seed_index, settings=settings)
+    assert "200亿元" in answerer.run(QUESTION).text and not answerer.run(QUESTION).notes
+    fallback = answerer.run(QUESTION, answer_mode="llm")
+    assert fallback.mode.value != "llm" and "RAG_LLM_TIMEOUT must be a positive number" in fallback.notes[-1]
+    for key, val in environ.items():
+        monkeypatch.setenv(key, val)
+    assert main(["ask", QUESTION, "--index", str(seed_index_dir), "--docs", str(seeds_dir)]) == 0
+    assert "200亿元" in capsys.readouterr().out
+
+
+def test_a_bad_timeout_in_the_config_file_names_the_file(tmp_path):
+    config = tmp_path / "rag.toml"
+    config.write_text('[llm]\nbase_url = "http://127.0.0.1:1/v1"\nmodel = "q"\ntimeout = "soon"\n', encoding="utf-8")
+    problem = load_settings(config, environ={}).llm.problem
+    assert "`timeout` under [llm]" in problem and "rag.toml" in problem and "'soon'" in problem

@@ -52,3 +52,14 @@ def test_metadata_of_seed_documents(seed_docs):
     assert seed_docs["003"].title == "重慶人工智能馬年加碼"
     assert len(seed_docs["000"].sha256) == 64
     assert seed_docs["000"].file == "000_c28048898250d032.txt"
+
+
+def test_text_fingerprint_ignores_encoding_bom_and_line_ends():
+    from rag.load import text_fingerprint
+
+    text = "渝智一号渡轮\n\n可搭载乘客120人。\n"
+    same = [text.encode("utf-8"), b"\xef\xbb\xbf" + text.encode("utf-8"), text.replace("\n", "\r\n").encode("gb18030"),
+            text.encode("utf-16")]
+    assert len({text_fingerprint(data) for data in same}) == 1
+    assert text_fingerprint("渝智一号渡轮\n\n可搭载乘客121人。\n".encode()) != text_fingerprint(same[0])
+    assert text_fingerprint(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00" * 50) is None
