@@ -15,6 +15,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import replace
 
 from rag import text as textmod
+from rag.cite import make_citation
 from rag.config import LLMConfig
 from rag.index import Index
 from rag.types import Answer, AnswerMode, Citation, Hit, Mode
@@ -192,8 +193,6 @@ class LLMAnswerer:
 
     def _citation(self, n: int, hit: Hit, claim: str) -> Citation:
         """Cite the sentence of the passage that best matches the claim (character bigrams)."""
-        from rag.answer import make_citation
-
         claim_bigrams = textmod.bigrams(claim)
         best, best_overlap = (0, len(hit.chunk.text)), -1
         for start, end in textmod.sentence_spans(hit.chunk.text):

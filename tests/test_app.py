@@ -130,10 +130,20 @@ def test_focused_citation_highlights_the_supporting_sentence(seed_answer):
     panel, focus = focused_citation(turn, 0, 1)
     citation = answer.citations[0]
     mark = re.search(r'<mark id="focus-mark">(.*?)</mark>', panel).group(1)
-    assert html.unescape(mark) == citation.sentence and "200亿元" in mark
+    assert html.unescape(re.sub(r"<[^>]+>", "", mark)) == citation.sentence and "200亿元" in mark
+    # The reader's short answer is marked inside the sentence.
+    inner = re.search(r'<strong class="answer-span">(.*?)</strong>', mark).group(1)
+    assert html.unescape(inner) == answer.short and "200亿" in inner
     assert focus.document.file == citation.file == "000_c28048898250d032.txt"
     for part in (citation.title, citation.date, citation.file):
         assert esc(part) in panel
+
+
+def test_the_short_answer_leads_the_message_in_bold(seed_answer):
+    _, answer = seed_answer
+    message = answer_message(answer, 0)
+    assert message.startswith(f'<strong class="short-answer">{answer.short}</strong><br>')
+    assert "cite-key-0-1" in message
 
 
 def test_article_view_highlights_the_span_in_the_original_file(seed_answer):
@@ -142,7 +152,9 @@ def test_article_view_highlights_the_span_in_the_original_file(seed_answer):
     view = article_view(focus)
     mark = re.search(r'<mark id="article-mark">(.*?)</mark>', view, re.S).group(1)
     citation = answer.citations[0]
-    assert html.unescape(mark) == focus.document.original[citation.orig_start:citation.orig_end]
+    assert html.unescape(re.sub(r"<[^>]+>", "", mark)) == focus.document.original[citation.orig_start:citation.orig_end]
+    inner = re.search(r'<strong class="answer-span">(.*?)</strong>', mark, re.S).group(1)
+    assert html.unescape(inner) == focus.document.original[citation.answer_orig_start:citation.answer_orig_end]
     before = view.split('<mark id="article-mark">')[0].split('<div class="article">')[1]
     assert html.unescape(before) == focus.document.original[: citation.orig_start]
 
@@ -300,7 +312,10 @@ def test_ask_endpoint_answers_through_gradio_client(seed_kb, tmp_path):
         answer = client.predict(QUESTION, api_name="/ask")
         assert "200亿元" in answer["text"] and not answer["abstained"]
         assert answer["citations"][0]["file"] == "000_c28048898250d032.txt"
-        assert answer["retrieval_mode"] == "hybrid" and answer["mode"] == "extractive"
+        assert answer["retrieval_mode"] == "hybrid" and answer["mode"] == "reader"
+        assert "200亿" in answer["short"]
+        cited = answer["citations"][0]
+        assert cited["orig_start"] <= cited["answer_orig_start"] < cited["answer_orig_end"] <= cited["orig_end"]
         bm25 = client.predict(QUESTION, "bm25", 3, "extractive", api_name="/ask")
         assert bm25["retrieval_mode"] == "bm25" and len(bm25["passages"]) <= 3
         with pytest.raises(Exception, match="empty"):
