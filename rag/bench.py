@@ -396,8 +396,14 @@ ANSWER_TARGET_MS = 30.0  # warm hybrid answer, p50 (issue #6)
 
 
 def dense_budget(query_rows: list[dict], target_ms: float = ANSWER_TARGET_MS) -> float:
-    """Return the milliseconds exact search may take: the answer target less every other hybrid stage."""
-    p50 = {r["stage"]: r["p50_ms"] for r in query_rows if r["mode"] == "hybrid"}
+    """Return the milliseconds exact search may take: the answer target less every other hybrid stage.
+
+    Measured on the sentence picker's row: the 30 ms target is its own; with the reader a question
+    already spends ~100 ms reading, and the search budget would vanish for a reason unrelated to it.
+    """
+    modes = {r["mode"] for r in query_rows}
+    row = "hybrid + extractive" if "hybrid + extractive" in modes else "hybrid"
+    p50 = {r["stage"]: r["p50_ms"] for r in query_rows if r["mode"] == row}
     if "total" not in p50:
         return 2.5
     return round(max(1.0, target_ms - (p50["total"] - p50.get("dense", 0.0))), 2)
