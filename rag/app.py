@@ -661,7 +661,7 @@ class ChatApp:
 
 EVAL_COLUMNS = (
     ("配置", None), ("R@1", "recall@1"), ("R@5", "recall@5"), ("R@k", "recall@{k}"), ("MRR@k", "mrr@{k}"),
-    ("nDCG@k", "ndcg@{k}"), ("包含率", "containment"), ("F1", "f1"), ("引用精确率", "citation_precision"),
+    ("nDCG@k", "ndcg@{k}"), ("包含率", "containment"), ("短答EM", "em"), ("短答F1", "short_f1"), ("F1", "f1"), ("引用精确率", "citation_precision"),
     ("引用召回率", "citation_recall"), ("拒答F1", "abstention_f1"), ("误拒率", "false_abstention"),
     ("平均用时(s)", "latency_mean"),
 )

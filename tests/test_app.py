@@ -204,12 +204,12 @@ def test_evaluation_tables(seed_index):
 
     report = run_eval(seed_index, ROOT / "eval" / "gold.jsonl", modes=["hybrid", "bm25"], k=5, limit=6)
     summary = summary_rows(report)
-    assert [r[0] for r in summary] == ["hybrid/extractive", "bm25/extractive"]
+    assert [r[0] for r in summary] == ["hybrid/reader", "bm25/reader"]
     assert all(isinstance(v, float) or v == "–" for r in summary for v in r[1:])
     rows = question_rows(report)
-    assert len(rows) == 12 and {r[1] for r in rows} == {"hybrid/extractive", "bm25/extractive"}
-    misses = filter_questions(rows, True, "bm25/extractive")
-    assert all(r[5].startswith("✗") and r[1] == "bm25/extractive" for r in misses)
+    assert len(rows) == 12 and {r[1] for r in rows} == {"hybrid/reader", "bm25/reader"}
+    misses = filter_questions(rows, True, "bm25/reader")
+    assert all(r[5].startswith("✗") and r[1] == "bm25/reader" for r in misses)
     assert len(filter_questions(rows, False, "全部配置")) == 12
 
 
@@ -258,6 +258,30 @@ def test_rag_chat_builds_a_missing_index_then_serves(docs_copy, index_copy, serv
     kb, host, port = served[0]
     assert (host, port) == ("127.0.0.1", 7999) and len(kb.index.documents) == 5
     assert "building it" in capsys.readouterr().err
+
+
+def test_rag_chat_without_folders_serves_a_copy_of_the_seeds_from_the_data_folder(tmp_path, seed_index_dir, served,
+                                                                                  monkeypatch, capsys):
+    import subprocess
+
+    from rag.cli import main
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("RAG_HOME", str(home))
+    monkeypatch.delenv("RAG_DOCS", raising=False)
+    monkeypatch.delenv("RAG_INDEX", raising=False)
+    monkeypatch.chdir(ROOT)  # where the old defaults, seeds/ and index/, pointed
+    shutil.copytree(seed_index_dir / "cache", home / "index" / "cache")  # only to skip embedding again
+    seeds = {p.name: p.stat().st_mtime_ns for p in (ROOT / "seeds").iterdir()}
+    assert main(["chat"]) == 0
+    kb = served[0][0]
+    assert (kb.docs_dir, kb.index_dir) == (home / "documents", home / "index") and len(kb.index.documents) == 5
+    # Uploads and deletes go to the data folder: the checkout's seeds stay as they are.
+    assert sorted(p.name for p in kb.docs_dir.iterdir()) == sorted(seeds)
+    assert {p.name: p.stat().st_mtime_ns for p in (ROOT / "seeds").iterdir()} == seeds
+    assert subprocess.run(["git", "status", "--porcelain", "seeds", "index"], cwd=ROOT, capture_output=True,
+                          text=True, check=True).stdout == ""
+    assert "新建知识库" in capsys.readouterr().err
 
 
 def test_rag_chat_rebuilds_a_broken_index_without_a_terminal(docs_copy, index_copy, served, capsys):
