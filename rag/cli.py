@@ -5,13 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import re
 import sys
 from pathlib import Path
 
-DEFAULT_DOCS = Path(os.environ.get("RAG_DOCS", "seeds"))
-DEFAULT_INDEX = Path(os.environ.get("RAG_INDEX", "index"))
 DEFAULT_GOLD = Path("eval") / "gold.jsonl"
 DEFAULT_REPORTS = Path("eval") / "reports"
 
@@ -59,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(argv: list[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    _default_paths(args)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     for noisy in ("faiss", "faiss.loader", "jieba", "httpx", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
@@ -155,14 +153,31 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="measure indexing, query latency and vector search at scale on this machine")
     p.add_argument("--quick", action="store_true", help="small sizes, under two minutes (what CI runs)")
     p.add_argument("--out", type=Path, default=Path("bench") / "results", help="results folder (default: bench/results/)")
-    p.add_argument("--docs", type=Path, default=DEFAULT_DOCS, help="documents folder (default: seeds/)")
+    p.add_argument("--docs", type=Path, default=None, help=DOCS_HELP)
     p.set_defaults(func=cmd_bench)
     return parser
 
 
+DOCS_HELP = "documents folder (default: $RAG_DOCS, else $RAG_HOME/documents, first filled with copies of seeds/)"
+
+
 def _add_paths(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--docs", type=Path, default=DEFAULT_DOCS, help="documents folder (default: seeds/)")
-    p.add_argument("--index", type=Path, default=DEFAULT_INDEX, help="index folder (default: index/)")
+    p.add_argument("--docs", type=Path, default=None, help=DOCS_HELP)
+    p.add_argument("--index", type=Path, default=None, help="index folder (default: $RAG_INDEX, else $RAG_HOME/index)")
+
+
+def _default_paths(args: argparse.Namespace) -> None:
+    """Fill in the folders not given on the command line (see rag/paths.py); never the checkout's."""
+    from rag import paths
+
+    # Resolved after parsing, not as argparse defaults: `rag --help` must not create the data folder,
+    # nor `rag eval --squad`, which indexes its own file in a temporary folder.
+    if getattr(args, "squad", None) is not None:
+        return
+    if getattr(args, "docs", False) is None:
+        args.docs = paths.default_docs_dir()
+    if getattr(args, "index", False) is None:
+        args.index = paths.default_index_dir()
 
 
 def _add_retrieval(p: argparse.ArgumentParser) -> None:

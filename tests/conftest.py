@@ -12,6 +12,17 @@ SEEDS = ROOT / "seeds"
 
 
 @pytest.fixture(scope="session")
+def _test_rag_home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("rag-home")
+
+
+@pytest.fixture(autouse=True)
+def _no_user_data_folder(_test_rag_home, monkeypatch):
+    """Commands run without --docs/--index use a temporary data folder, never the user's."""
+    monkeypatch.setenv("RAG_HOME", str(_test_rag_home))
+
+
+@pytest.fixture(scope="session")
 def seeds_dir() -> Path:
     return SEEDS
 

@@ -273,14 +273,16 @@ def test_rag_chat_without_folders_serves_a_copy_of_the_seeds_from_the_data_folde
     monkeypatch.chdir(ROOT)  # where the old defaults, seeds/ and index/, pointed
     shutil.copytree(seed_index_dir / "cache", home / "index" / "cache")  # only to skip embedding again
     seeds = {p.name: p.stat().st_mtime_ns for p in (ROOT / "seeds").iterdir()}
+    status = subprocess.run(["git", "status", "--porcelain", "--ignored", "seeds", "index"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout
     assert main(["chat"]) == 0
     kb = served[0][0]
     assert (kb.docs_dir, kb.index_dir) == (home / "documents", home / "index") and len(kb.index.documents) == 5
     # Uploads and deletes go to the data folder: the checkout's seeds stay as they are.
     assert sorted(p.name for p in kb.docs_dir.iterdir()) == sorted(seeds)
     assert {p.name: p.stat().st_mtime_ns for p in (ROOT / "seeds").iterdir()} == seeds
-    assert subprocess.run(["git", "status", "--porcelain", "seeds", "index"], cwd=ROOT, capture_output=True,
-                          text=True, check=True).stdout == ""
+    assert subprocess.run(["git", "status", "--porcelain", "--ignored", "seeds", "index"], cwd=ROOT,
+                          capture_output=True, text=True, check=True).stdout == status
     assert "新建知识库" in capsys.readouterr().err
 
 

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
 from rag.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CONTROL = ("\x1b", "\x07", "\x9b", "\r")
 
@@ -21,3 +29,59 @@ def test_a_question_with_control_sequences_is_answered_without_echoing_them(seed
     assert main(["ask", question, "--index", str(seed_index_dir), "--docs", str(seeds_dir)]) == 0
     out, err = capsys.readouterr()
     assert not any(c in out + err for c in CONTROL)
+
+
+# --- default folders: the data folder, never the checkout ------------------------------------------
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
+
+
+def _git_status() -> str:
+    # Compared before and after rather than required empty: a developer's own edits are not the test's.
+    return subprocess.run(["git", "status", "--porcelain", "--ignored", "seeds", "index"], cwd=ROOT,
+                          capture_output=True, text=True, check=True).stdout
+
+
+@pytest.fixture()
+def rag_home(tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("RAG_HOME", str(home))
+    monkeypatch.delenv("RAG_DOCS", raising=False)
+    monkeypatch.delenv("RAG_INDEX", raising=False)
+    return home
+
+
+def test_rag_index_without_folders_builds_in_the_data_folder_and_leaves_the_checkout_alone(
+        rag_home, seed_index_dir, monkeypatch, capsys):
+    from rag.index import load_index
+
+    monkeypatch.chdir(ROOT)  # where the old defaults, seeds/ and index/, pointed
+    before = _snapshot(ROOT / "seeds"), _snapshot(ROOT / "index"), _git_status()
+    shutil.copytree(seed_index_dir / "cache", rag_home / "index" / "cache")  # only to skip embedding again
+    assert main(["index"]) == 0
+    assert (_snapshot(ROOT / "seeds"), _snapshot(ROOT / "index"), _git_status()) == before
+    seeds = sorted(p.name for p in (ROOT / "seeds").iterdir())
+    assert sorted(p.name for p in (rag_home / "documents").iterdir()) == seeds
+    assert len(load_index(rag_home / "index").documents) == len(seeds) == 5
+    out, err = capsys.readouterr()
+    assert "新建知识库" in err and str(rag_home / "index") in out
+
+
+@pytest.mark.parametrize("flags, env, expected", [
+    ([], {}, ("home/documents", "home/index")),
+    ([], {"RAG_DOCS": "mine", "RAG_INDEX": "my-index"}, ("mine", "my-index")),
+    (["--docs", "flag", "--index", "flag-index"], {"RAG_DOCS": "mine", "RAG_INDEX": "my-index"},
+     ("flag", "flag-index")),
+])
+def test_folders_named_by_flag_or_environment_win_over_the_data_folder(rag_home, tmp_path, monkeypatch, flags, env,
+                                                                        expected):
+    seen = []
+    monkeypatch.setattr("rag.cli.cmd_search", lambda args: seen.append((args.docs, args.index)) or 0)
+    for name, value in env.items():
+        monkeypatch.setenv(name, str(tmp_path / value))
+    assert main(["search", "问题", *[str(tmp_path / f) if f[0] != "-" else f for f in flags]]) == 0
+    assert seen == [tuple(tmp_path / e for e in expected)]
+    # The data folder is made (and seeded) only when its documents folder is the one used.
+    assert (rag_home / "documents").exists() == (expected[0] == "home/documents")
