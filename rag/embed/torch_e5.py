@@ -13,7 +13,6 @@ rather than transformers' XLMRobertaModel (same layers, same math): importing tr
 
 from __future__ import annotations
 
-import re
 import struct
 import threading
 from array import array
@@ -28,7 +27,6 @@ from rag.embed import usable_cores
 QK = 32  # weights per Q4_0 block
 _BLOCK_BYTES = 2 + QK // 2  # fp16 scale + 32 nibbles
 _META = "\u2581"  # SentencePiece's visible space
-_SPACES = re.compile(" {2,}")
 _PREFIX = {True: "query: ", False: "passage: "}
 _LAYER_TENSORS = ("q.w", "q.b", "k.w", "k.b", "v.w", "v.b", "ao.w", "ao.b", "aln.w", "aln.b",
                   "fi.w", "fi.b", "fo.w", "fo.b", "oln.w", "oln.b")

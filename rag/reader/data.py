@@ -24,8 +24,6 @@ from rag.squad import locate_answer, split_of
 from rag.text import bigrams, sentence_spans
 from rag.types import Document
 
-KINDS = ("answer", "deleted", "other", "sibling")
-
 
 @dataclass(frozen=True)
 class Example:

@@ -224,11 +224,6 @@ def _fp32() -> TorchE5Config:
     return TorchE5Config(precision="fp32")
 
 
-def adapter_bytes(folder: Path) -> int:
-    """Return the size of the adapter file in bytes."""
-    return (Path(folder) / ADAPTER_FILE).stat().st_size
-
-
 def numpy_logits(tensors) -> tuple[np.ndarray, ...]:
     """Return the model outputs as numpy float32 arrays."""
     return tuple(t.detach().float().numpy() for t in tensors)

@@ -19,7 +19,7 @@ import numpy as np
 
 from rag.reader.data import Example, make_examples
 from rag.reader.model import ReaderConfig, ReaderModel
-from rag.reader.windows import Window, best_span, encode, question_ids, token_targets
+from rag.reader.windows import Window, encode, question_ids, token_targets
 
 
 @dataclass(frozen=True)
