@@ -369,7 +369,7 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
         raise UserError("training needs torch: pip install torch") from None
     out = args.out or DEFAULT_ADAPTER
     config = TrainConfig(epochs=args.epochs, lr=args.lr, seed=args.seed, max_steps=args.max_steps, limit=args.limit)
-    record = train(paths, out, config)
+    record = train(paths, out, config, progress=getattr(sys.stderr, "unescaped", sys.stderr))
     print(f"trained {record['steps']} steps on {sum(record['examples'].values())} windows "
           f"({record['tokens']} tokens) in {record['seconds']:.0f} s -> {out}")
     if args.validate:

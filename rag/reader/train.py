@@ -11,9 +11,11 @@ import math
 import os
 import random
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -90,8 +92,11 @@ def batches(encoded: list[Encoded], tokens_per_batch: int, rng: random.Random) -
 
 
 def train(paths: list[Path], out: Path, config: TrainConfig = TrainConfig(),
-          reader: ReaderConfig = ReaderConfig(), progress: bool = True) -> dict:
-    """Train a reader on the "train" articles of `paths`, save it to `out`, and return its training record."""
+          reader: ReaderConfig = ReaderConfig(), progress: TextIO | None = sys.stderr) -> dict:
+    """Train a reader on the "train" articles of `paths`, save it to `out`, and return its training record.
+
+    `progress` is the stream the progress bar redraws itself on (None: no bar).
+    """
     import torch
     from tqdm import tqdm
 
@@ -116,7 +121,8 @@ def train(paths: list[Path], out: Path, config: TrainConfig = TrainConfig(),
         optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup))))
     model.net.train()
     step, seen_tokens, losses = 0, 0, []
-    bar = tqdm(total=total, desc="train reader", unit="step", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=total, desc="train reader", unit="step", file=progress, disable=progress is None,
+               dynamic_ncols=True)
     while step < total:
         for batch in batches(encoded, config.tokens_per_batch, rng):
             if step >= total:
