@@ -20,10 +20,11 @@ from rag import text as textmod
 from rag.cite import make_citation
 from rag.config import AnswerConfig, Settings, load_settings
 from rag.index import Index
+from rag.injection import is_instruction
 from rag.reader.reader import Reader
 from rag.reading import ReaderAnswerer, reading_windows
 from rag.retrieve import RetrievalConfig, Retriever, check_question, resolve_follow_up
-from rag.types import Answer, AnswerMode, Citation, Hit, Mode
+from rag.types import Answer, AnswerMode, Hit, Mode
 
 # Question-type cues: what kind of fact the question asks for.
 _NUMBER_Q = re.compile(r"多少|几[个家项台辆所次年成倍万亿%]|多大|多高|多长|多远|多重|规模|比例|比重|占比|金额|数量|增长|增速|"
@@ -130,6 +131,8 @@ class ExtractiveAnswerer:
                     continue
                 seen.add(key)
                 sentence = hit.chunk.text[start:end]
+                if is_instruction(sentence):  # text aimed at an AI model is never quoted as an answer
+                    continue
                 features = self._features(profile, query_vector, idf, q_bigrams, sentence, vector, passage_cover, hit)
                 score = sum(self.weights.get(name, 0.0) * value for name, value in features.items())
                 out.append(Candidate(hit, start, end, sentence, features, score))

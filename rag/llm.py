@@ -18,6 +18,7 @@ from rag import text as textmod
 from rag.cite import make_citation
 from rag.config import LLMConfig
 from rag.index import Index
+from rag.injection import is_instruction
 from rag.types import Answer, AnswerMode, Citation, Hit, Mode
 
 SYSTEM_PROMPT = """你是一名严谨的资料分析助手，只根据用户提供的编号资料回答问题。
@@ -31,13 +32,9 @@ NOT_FOUND = ("没有找到", "未找到", "没有提及", "未提及", "无法�
 _MARKER = re.compile(r"\[(\d{1,3})\]")
 _SENTENCE = re.compile(r"[^。！？!?；;\n]+[。！？!?；;]?(?:\s*\[\d{1,3}\])*")
 _QUANTITY = re.compile(r"\d+(?:\.\d+)?")
-# Sentences that speak to an AI rather than to a reader: kept out of the prompt altogether.
-_INJECTION = re.compile(
-    r"(忽略|无视|忽視|無視)(掉)?(以上|之前|前面|上述|先前|所有)|(你现在|你現在)(是|扮演)|系统提示|系統提示|"
-    r"ignore (all |any )?(the )?(previous|above|prior|earlier) |disregard (all |the )?(previous|above|prior)|system prompt",
-    re.I,
-)
 REDACTED = "〔此处疑似给AI的指令，已移除〕"
+# The data block's tags, also in full-width or spaced-out forms a model would read as the same tag.
+_DATA_TAG = re.compile(r"[<＜]\s*[/／]?\s*资\s*料\s*[>＞]")
 
 
 class LLMUnavailable(RuntimeError):
@@ -62,21 +59,19 @@ def build_messages(question: str, hits: Sequence[Hit], index: Index) -> list[dic
     for n, hit in enumerate(hits, 1):
         doc = index.documents[hit.chunk.doc_id]
         # Passage text cannot close the data block early, nor carry instructions.
-        body = redact_instructions(hit.chunk.text).replace("</资料>", "").replace("<资料>", "")
+        body = _DATA_TAG.sub("", redact_instructions(hit.chunk.text))
         blocks.append(f"[{n}] 《{doc.title}》{f'（{doc.date}）' if doc.date else ''}\n{body}")
     user = "<资料>\n" + "\n\n".join(blocks) + "\n</资料>\n\n问题：" + question
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 
 def redact_instructions(passage: str) -> str:
-    """Return `passage` with every sentence that addresses an AI model replaced by a marker."""
-    if not _INJECTION.search(passage):
-        return passage
+    """Return `passage` with every sentence that addresses an AI model replaced by a marker (rag.injection)."""
     parts, last = [], 0
     for start, end in textmod.sentence_spans(passage):
         parts.append(passage[last:start])
         sentence = passage[start:end]
-        parts.append(REDACTED if _INJECTION.search(sentence) else sentence)
+        parts.append(REDACTED if is_instruction(sentence) else sentence)
         last = end
     parts.append(passage[last:])
     return "".join(parts)
@@ -165,12 +160,16 @@ class LLMAnswerer:
                 if not _says_not_found(claim):
                     unsupported.append(claim)
                 continue
-            # A number the model states must be in a passage it cites; otherwise it is not supported.
-            cited_text = textmod.squash("".join(hits[n - 1].chunk.text for n in cited))
-            missing = [q for q in _QUANTITY.findall(textmod.normalize(claim)) if q not in cited_text]
+            # A number the model states must be in a passage it cites, as the model was shown it:
+            # a number that only a removed instruction-like sentence holds supports nothing.
+            shown = textmod.squash("".join(redact_instructions(hits[n - 1].chunk.text) for n in cited))
+            missing = [q for q in _QUANTITY.findall(textmod.normalize(claim)) if q not in shown]
             if missing:
                 unsupported.append(claim)
-                notes.append(f"“{claim[:40]}” states {', '.join(missing)}, which the cited passages do not contain")
+                original = textmod.squash("".join(hits[n - 1].chunk.text for n in cited))
+                injected = [q for q in missing if q in original]
+                notes.append(f"“{claim[:40]}” states {', '.join(missing)}, which the cited passages do not contain"
+                             + (f" (only a removed instruction-like sentence states {', '.join(injected)})" if injected else ""))
             for n in cited:
                 if n not in citations:
                     citations[n] = self._citation(n, hits[n - 1], claim)
@@ -196,6 +195,8 @@ class LLMAnswerer:
         claim_bigrams = textmod.bigrams(claim)
         best, best_overlap = (0, len(hit.chunk.text)), -1
         for start, end in textmod.sentence_spans(hit.chunk.text):
+            if is_instruction(hit.chunk.text[start:end]):  # the model never saw it; never cite it
+                continue
             overlap = len(claim_bigrams & textmod.bigrams(hit.chunk.text[start:end]))
             if overlap > best_overlap:
                 best, best_overlap = (start, end), overlap

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.index import Index
+from rag.injection import is_instruction
 from rag.reader.reader import Reader
 from rag.types import Hit
 
@@ -69,7 +70,9 @@ def reading_windows(index: Index, candidates: Sequence, count: int) -> list[Read
         if at is None:
             continue
         chosen = spans.setdefault(chunk.id, [])
-        chosen.extend(range(max(0, at - 1), min(len(sentences), at + 2)))
+        # A neighbour aimed at an AI model stays out: the reader must not take its answer from it.
+        chosen.extend(i for i in range(max(0, at - 1), min(len(sentences), at + 2))
+                      if i == at or not is_instruction(chunk.text[slice(*sentences[i])]))
         scores[(chunk.id, at)] = max(scores.get((chunk.id, at), -1e9), cand.score)
     out = []
     for chunk_id, rows in spans.items():
