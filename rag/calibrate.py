@@ -20,6 +20,7 @@ import numpy as np
 from rag.answer import EVIDENCE, FEATURES, Answerer, profile_question
 from rag.config import CALIBRATION_FILE, AnswerConfig
 from rag.index import Index
+from rag.reader.reader import write_abstention
 from rag.reading import READER_FEATURES, reading_windows
 from rag.retrieve import Retriever
 from rag.text import squash
@@ -92,7 +93,6 @@ def calibrate(index: Index, path: Path, out: Path = CALIBRATION_FILE, fit_senten
     # The cut is chosen on out-of-fold confidences: in-sample ones are optimistic, and a cut placed
     # by them abstains on more answerable questions than promised once the questions are new.
     threshold = choose_threshold(out_of_fold_confidence(x, y), y)
-    previous = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
     result = {
         "weights": weights,
         "abstain_weights": dict(zip(EVIDENCE, (float(v) for v in w[:-1]))),
@@ -102,11 +102,13 @@ def calibrate(index: Index, path: Path, out: Path = CALIBRATION_FILE, fit_senten
         "questions": len(items),
         "unanswerable": int((y == 0).sum()),
     }
-    reader = calibrate_reader(answerer, items, retriever) if answerer.reader.available else previous.get("reader")
-    if reader:
-        result["reader"] = reader
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    if answerer.reader.available:
+        # The reader's model belongs to its adapter: it is saved in the adapter's folder.
+        reader = calibrate_reader(answerer, items, retriever)
+        write_abstention(answerer.reader.folder, {**reader, "fitted_on": str(path), "questions": len(items)})
+        result["reader"] = reader
     return result
 
 
@@ -134,7 +136,6 @@ def calibrate_reader(answerer: Answerer, items: list[dict], retriever: Retriever
         "weights": dict(zip(READER_FEATURES, (float(v) for v in w[:-1]))),
         "bias": float(w[-1]),
         "threshold": choose_threshold(out_of_fold_confidence(x, y), y),
-        "adapter": answerer.reader.folder.name,
     }
 
 

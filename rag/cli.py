@@ -151,9 +151,19 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_chat)
 
     p = sub.add_parser("bench", help="measure indexing, query latency and vector search at scale on this machine")
-    p.add_argument("--quick", action="store_true", help="small sizes, under two minutes (what CI runs)")
+    p.add_argument("--quick", action="store_true", help="small sizes, under two minutes (what CI runs); "
+                   "with --load: 2 clients for 5 s")
     p.add_argument("--out", type=Path, default=Path("bench") / "results", help="results folder (default: bench/results/)")
-    p.add_argument("--docs", type=Path, default=None, help=DOCS_HELP)
+    p.add_argument("--docs", type=Path, default=None, help=DOCS_HELP + "; with --load: copied for the server "
+                   "(default: seeds/)")
+    load = p.add_argument_group("load test (--load)")
+    load.add_argument("--load", action="store_true", help="many concurrent /ask clients against a real `rag chat`, "
+                      "with uploads and deletes meanwhile")
+    load.add_argument("--clients", type=int, default=None, help="concurrent askers (default 8; 2 with --quick)")
+    load.add_argument("--seconds", type=float, default=None, help="how long they ask (default 30; 5 with --quick)")
+    load.add_argument("--max-requests", type=int, default=None, help="stop after N answers in all (default 10000)")
+    load.add_argument("--url", default=None, help="a `rag chat` already running on this machine (loopback only); "
+                      "default: start one over a temporary copy of the documents and stop it at the end")
     p.set_defaults(func=cmd_bench)
     return parser
 
@@ -171,8 +181,9 @@ def _default_paths(args: argparse.Namespace) -> None:
     from rag import paths
 
     # Resolved after parsing, not as argparse defaults: `rag --help` must not create the data folder,
-    # nor `rag eval --squad`, which indexes its own file in a temporary folder.
-    if getattr(args, "squad", None) is not None:
+    # nor `rag eval --squad`, which indexes its own file in a temporary folder, nor `rag bench --load`,
+    # whose server runs over a temporary copy of seeds/ (or of --docs).
+    if getattr(args, "squad", None) is not None or getattr(args, "load", False):
         return
     if getattr(args, "docs", False) is None:
         args.docs = paths.default_docs_dir()
@@ -310,10 +321,16 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     index = open_index(args.index, args.docs, strict=True, long_lived=True)
     result = calibrate(index, args.gold, fit_sentences=args.sentences)
-    reader = f", reader below {result['reader']['threshold']:.3f}" if result.get("reader") else ""
+    from rag.paths import reader_dir
+    from rag.reader.reader import ABSTENTION_FILE
+
+    reader = ""
+    if result.get("reader"):
+        reader = (f"; the reader below {result['reader']['threshold']:.3f}, "
+                  f"written to {reader_dir() / ABSTENTION_FILE}")
     print(f"fitted on {result['questions']} questions ({result['unanswerable']} unanswerable): "
-          f"sentence picker abstains below confidence {result['threshold']:.3f}{reader}; "
-          f"written to rag/data/answer_calibration.json")
+          f"the sentence picker abstains below confidence {result['threshold']:.3f}, "
+          f"written to rag/data/answer_calibration.json{reader}")
     return 0
 
 
@@ -372,6 +389,8 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
     record = train(paths, out, config, progress=getattr(sys.stderr, "unescaped", sys.stderr))
     print(f"trained {record['steps']} steps on {sum(record['examples'].values())} windows "
           f"({record['tokens']} tokens) in {record['seconds']:.0f} s -> {out}")
+    print(f"next: RAG_READER={out} rag calibrate  (fits its abstention model; RAG_READER={out} makes every "
+          f"command use it)")
     if args.validate:
         from rag.reader.model import ReaderModel
 
@@ -425,11 +444,40 @@ def cmd_chat(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from rag import bench
 
+    load_options = {"clients": args.clients, "seconds": args.seconds, "max_requests": args.max_requests, "url": args.url}
+    if args.load:
+        return _bench_load(args, {k: v for k, v in load_options.items() if v is not None})
+    given = [f"--{k.replace('_', '-')}" for k, v in load_options.items() if v is not None]
+    if given:
+        raise UserError(f"{', '.join(given)} apply to the load test only: add --load")
     settings = dict(out_dir=args.out, docs_dir=args.docs)
     config = bench.BenchConfig.quick_run(**settings) if args.quick else bench.BenchConfig.full(**settings)
     report = bench.run(config, progress=lambda message: print(message, file=sys.stderr))
     print(report.markdown)
     print(f"results: {report.json_path}")
+    return 0
+
+
+def _bench_load(args: argparse.Namespace, options: dict) -> int:
+    from rag import bench_load
+
+    if args.docs is not None and "url" in options:
+        raise UserError("--docs names the documents of a server the load test starts; a server given by --url "
+                        "has its own")
+    if args.docs is not None:
+        options["docs_dir"] = args.docs
+    try:
+        make = bench_load.LoadConfig.quick_run if args.quick else bench_load.LoadConfig
+        config = make(out_dir=args.out, **options)
+        report = bench_load.run(config, progress=lambda message: print(message, file=sys.stderr))
+    except (ValueError, RuntimeError) as exc:
+        raise UserError(str(exc)) from None
+    print(report.markdown)
+    print(f"results: {report.json_path}")
+    if not report.passed:
+        print("the load test failed: errors, a document count that does not add up, or uploads left behind",
+              file=sys.stderr)
+        return 1
     return 0
 
 

@@ -2,7 +2,7 @@
 
 Sources, later ones winning: built-in defaults, `rag.toml` in the working folder (or the file
 named by RAG_CONFIG), then environment variables (RAG_LLM_BASE_URL, RAG_LLM_MODEL, RAG_LLM_API_KEY,
-RAG_LLM_TIMEOUT).
+RAG_LLM_TIMEOUT; RAG_READER names the reader's adapter folder, whose abstention model comes with it).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from rag.paths import reader_dir
 
 CALIBRATION_FILE = Path(__file__).with_name("data") / "answer_calibration.json"
 
@@ -102,17 +104,20 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
             LLMConfig(timeout=llm["timeout"])
         except (TypeError, ValueError):
             llm["problem"] = f"{sources['timeout']} must be a positive number of seconds, got {llm.pop('timeout')!r}"
-    answer = {**load_calibration(), **data.get("answer", {})}
+    answer = {**load_calibration(reader=reader_dir(environ)), **data.get("answer", {})}
     return Settings(llm=LLMConfig(**llm), answer=AnswerConfig(**answer))
 
 
-def load_calibration(path: Path = CALIBRATION_FILE) -> dict:
-    """Return the calibrated answerer weights and threshold shipped with the package."""
-    if not path.exists():
-        return {}
-    with open(path, encoding="utf-8") as f:
-        data = json.load(f)
-    out = {k: data[k] for k in ("weights", "abstain_weights", "bias", "threshold") if k in data}
-    reader = data.get("reader", {})
-    out.update({f"reader_{k}": reader[k] for k in ("weights", "bias", "threshold") if k in reader})
+def load_calibration(path: Path = CALIBRATION_FILE, reader: Path | None = None) -> dict:
+    """Return the calibrated weights and thresholds: the sentence picker's shipped with the package, the
+    reader's saved in its adapter folder (each adapter has its own, fitted by `rag calibrate`)."""
+    from rag.reader.reader import read_abstention
+
+    out: dict = {}
+    if path.exists():
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        out = {k: data[k] for k in ("weights", "abstain_weights", "bias", "threshold") if k in data}
+    abstention = read_abstention(reader or reader_dir())
+    out.update({f"reader_{k}": v for k, v in abstention.items()})
     return out

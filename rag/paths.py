@@ -3,7 +3,7 @@
 The documents and the index live in a data folder outside the source tree, so running the app never
 modifies the checkout: `RAG_HOME` (default `$XDG_DATA_HOME/wenyu`, else `~/.local/share/wenyu`) holds
 `documents/` and `index/`. `RAG_DOCS` and `RAG_INDEX` name either folder directly (and `--docs`,
-`--index` win over both). The first use of the default documents folder creates it with copies of the
+`--index` win over both). `RAG_READER` names a reader adapter folder to use instead of the shipped one. The first use of the default documents folder creates it with copies of the
 seed articles, `seeds/` in the source tree, which is never written to.
 """
 
@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+SHIPPED_READER = Path(__file__).resolve().parent / "data" / "reader"
 
 
 def data_home(environ: dict[str, str] | None = None) -> Path:
@@ -35,6 +36,14 @@ def default_index_dir(environ: dict[str, str] | None = None) -> Path:
     if environ.get("RAG_INDEX"):
         return Path(environ["RAG_INDEX"]).expanduser()
     return data_home(environ) / "index"
+
+
+def reader_dir(environ: dict[str, str] | None = None) -> Path:
+    """Return the reader's adapter folder: RAG_READER (one trained with `rag train-reader --out`), else the shipped one."""
+    environ = os.environ if environ is None else environ
+    if environ.get("RAG_READER"):
+        return Path(environ["RAG_READER"]).expanduser()
+    return SHIPPED_READER
 
 
 def default_docs_dir(environ: dict[str, str] | None = None, seeds: Path = SEEDS) -> Path:

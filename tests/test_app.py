@@ -1,4 +1,4 @@
-"""The chat page without a browser: escaping, rendering, the handlers, `rag chat`, and the /ask API."""
+"""The chat page without a browser: escaping, rendering, the handlers, `rag chat`, and its API."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from rag.app import (
     article_view,
     chat_messages,
     copy_text,
+    discard_upload,
     esc,
     filter_questions,
     focused_citation,
@@ -240,6 +241,78 @@ def test_knowledge_base_handlers_report_each_file(docs_copy, index_copy, embedde
     assert "✓ 索引已重建：5 篇文档" in html.unescape(app.rebuild(progress=quiet)[2])
 
 
+def _saved_upload(upload_dir: Path, name: str, data: bytes) -> Path:
+    """Place a file where Gradio saves an upload: <upload folder>/<hash>/<name>."""
+    import hashlib
+
+    path = upload_dir / hashlib.sha256(data).hexdigest() / name
+    path.parent.mkdir(parents=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_uploads_leave_nothing_in_gradios_upload_folder(docs_copy, index_copy, embedder, tmp_path, monkeypatch):
+    upload_dir = tmp_path / "gradio"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(upload_dir))
+    kb = KnowledgeBase(docs_copy, index_copy, embedder)
+    kb.load()
+    app = ChatApp(kb)
+    ferry = "嘉陵江智能渡轮试运行\n\n渝智一号渡轮可搭载乘客120人。\n".encode("utf-8")
+    accepted = _saved_upload(upload_dir, "ferry.txt", ferry)
+    refused = [_saved_upload(upload_dir, "virus.exe", b"MZ"),  # wrong type
+               _saved_upload(upload_dir, "big.txt", b"a" * (5 * 1024 * 1024 + 1)),  # too large
+               _saved_upload(upload_dir, "binary.txt", bytes(range(256)) * 20),  # not text
+               _saved_upload(upload_dir, "copy.txt", (docs_copy / "000_c28048898250d032.txt").read_bytes())]  # duplicate
+    elsewhere = tmp_path / "mine.exe"  # not Gradio's: never removed
+    elsewhere.write_bytes(b"MZ")
+    quiet = lambda *args, **kwargs: None  # noqa: E731 - stands in for gr.Progress
+    status = html.unescape(app.upload([str(p) for p in [accepted, *refused, elsewhere]], progress=quiet)[2])
+    assert "✓ ferry.txt 已加入知识库" in status and status.count("✗") == 5
+    assert (docs_copy / "ferry.txt").read_bytes() == ferry  # stored in the documents folder first
+    assert [p for p in upload_dir.rglob("*") if p.is_file()] == []  # refused or stored: all removed
+    assert elsewhere.exists()
+
+
+def test_discard_upload_touches_only_files_inside_the_upload_folder(tmp_path):
+    upload_dir, outside = tmp_path / "gradio", tmp_path / "docs"
+    outside.mkdir()
+    keep = outside / "a.txt"
+    keep.write_text("留下", encoding="utf-8")
+    kept_twin = _saved_upload(upload_dir, "b.txt", b"same")  # Gradio names folders by content
+    twin = kept_twin.with_name("c.txt")
+    twin.write_bytes(b"same")
+    sneaky = upload_dir / "x" / "link.txt"
+    sneaky.parent.mkdir()
+    sneaky.symlink_to(keep)
+    assert not discard_upload(keep, upload_dir) and keep.exists()
+    assert not discard_upload(upload_dir / "x" / ".." / ".." / "docs" / "a.txt", upload_dir) and keep.exists()
+    assert not discard_upload(sneaky, upload_dir) and keep.exists()  # its target is outside
+    assert not discard_upload(upload_dir, upload_dir) and upload_dir.is_dir()
+    assert discard_upload(twin, upload_dir) and not twin.exists()
+    assert kept_twin.exists()  # the folder stays while another file is in it
+    assert discard_upload(kept_twin, upload_dir) and not kept_twin.parent.exists()
+
+
+def test_the_add_document_api_reads_only_files_uploaded_to_the_server(docs_copy, index_copy, embedder, tmp_path,
+                                                                        monkeypatch):
+    import gradio as gr
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    kb = KnowledgeBase(docs_copy, index_copy, embedder)
+    kb.load()
+    app = ChatApp(kb)
+    secret = tmp_path / "secret.txt"  # any file of the machine a client might name
+    secret.write_text("内部资料：服务器口令是 hunter2。\n", encoding="utf-8")
+    sneaky = _saved_upload(tmp_path / "gradio", "link.txt", b"")
+    sneaky.unlink()
+    sneaky.symlink_to(secret)
+    for path in (secret, tmp_path / "gradio" / ".." / "secret.txt", sneaky):
+        with pytest.raises(gr.Error, match="只接受先上传到本服务的文件"):
+            app.add_document({"path": str(path), "orig_name": "secret.txt"})
+    assert not any("hunter2" in p.read_text(encoding="utf-8", errors="replace") for p in docs_copy.iterdir())
+    assert secret.exists()
+
+
 # --- rag chat ----------------------------------------------------------------------------------
 
 
@@ -347,7 +420,39 @@ def test_ask_endpoint_answers_through_gradio_client(seed_kb, tmp_path):
         with pytest.raises(Exception, match="empty"):
             client.predict("   ", api_name="/ask")
         api = client.view_api(print_info=False, return_format="dict")
-        assert list(api["named_endpoints"]) == ["/ask"]  # the page's own events are private
+        # The page's own events are private; the knowledge base has its own endpoints.
+        assert sorted(api["named_endpoints"]) == ["/add_document", "/ask", "/delete_document", "/documents"]
+
+
+def test_knowledge_base_endpoints_upload_refuse_and_delete(docs_copy, index_copy, embedder, tmp_path, monkeypatch):
+    from gradio_client import Client, handle_file
+
+    upload_dir = tmp_path / "gradio"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(upload_dir))
+    kb = KnowledgeBase(docs_copy, index_copy, embedder)
+    kb.load()
+    ferry, copy, bad = tmp_path / "ferry.txt", tmp_path / "ferry-again.txt", tmp_path / "virus.exe"
+    for path in (ferry, copy):
+        path.write_text("嘉陵江智能渡轮试运行\n\n渝智一号渡轮可搭载乘客120人。\n", encoding="utf-8")
+    bad.write_bytes(b"MZ")
+    with running_app(kb, tmp_path / "reports") as url:
+        client = Client(url, verbose=False, analytics_enabled=False)
+        assert len(client.predict(api_name="/documents")) == 5
+        added = client.predict(handle_file(str(ferry)), api_name="/add_document")
+        assert added["file"] == "ferry.txt" and added["documents"] == 6 and added["embedded"] >= 1
+        with pytest.raises(Exception, match="与已有文档 ferry.txt 内容相同"):
+            client.predict(handle_file(str(copy)), api_name="/add_document")
+        with pytest.raises(Exception, match="不支持的文件类型"):
+            client.predict(handle_file(str(bad)), api_name="/add_document")
+        rows = client.predict(api_name="/documents")
+        assert {"title": "嘉陵江智能渡轮试运行", "file": "ferry.txt"}.items() <= next(
+            r for r in rows if r["file"] == "ferry.txt").items()
+        with pytest.raises(Exception, match="知识库中没有文件"):
+            client.predict("no-such.txt", api_name="/delete_document")
+        assert client.predict("ferry.txt", api_name="/delete_document")["documents"] == 5
+        assert len(client.predict(api_name="/documents")) == 5 and not (docs_copy / "ferry.txt").exists()
+    # Accepted or refused, Gradio's saved copies are gone (its folder also holds files of its own).
+    assert [p.name for p in upload_dir.rglob("*") if p.name in {ferry.name, copy.name, bad.name}] == []
 
 
 def test_the_server_serves_no_documents_or_index_files(seed_kb, tmp_path):

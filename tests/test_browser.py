@@ -191,4 +191,7 @@ def test_a_hostile_document_shows_as_text_and_runs_nothing(page, tmp_path):
     assert question  # answered or abstained, either way as text
     page.wait_for_timeout(500)  # let any injected handler have fired
     assert page.evaluate("typeof window.__pwned") == "undefined"
-    assert page.locator("img[src='x']").count() == 0 and page.locator("#chat strong, #chat b").count() == 0
+    assert page.locator("img[src='x']").count() == 0
+    # The question's own **…** stays text (the reader's short answers are bold by design).
+    assert page.locator("#chat strong:has-text('这是什么'), #chat b:has-text('这是什么')").count() == 0
+    assert "**这是什么**" in page.locator("#chat [data-testid='user']").last.inner_text()

@@ -99,7 +99,10 @@ def test_training_examples_hold_their_answers_and_make_hard_negatives(tiny_squad
     sides = {n: split_of(f"文章{n}") for n in range(12)}
     assert set(sides.values()) == {"train", "heldout"}  # the tiny file straddles the split
     positives = [e for e in examples if e.answer]
-    assert len(positives) == len(read_items(tiny_squad, "train")) == 2 * list(sides.values()).count("train")
+    questions = [i.question for i in read_items(tiny_squad, "train")]
+    assert len(questions) == 2 * list(sides.values()).count("train")
+    # Each question is read in both window shapes (a chunk, sentences around it) when they differ.
+    assert sorted({e.question for e in positives}) == sorted(questions) and len(positives) <= 2 * len(questions)
     for e in positives:
         assert e.passage[e.answer[0] : e.answer[1]] == ANSWERS[e.question.split("：", 1)[1]]
     negatives = [e for e in examples if e.answer is None]
@@ -154,3 +157,57 @@ def test_train_reader_command_runs_a_few_steps(tiny_squad, tmp_path, capsys):
     assert (out / "reader.json").exists()
     assert main(["train-reader", "--data", str(tmp_path / "missing.json")]) == 2
     assert "training data not found" in capsys.readouterr().err
+
+
+TRADITIONAL = ("賽力斯超級工廠位於兩江新區。工廠裡有3000台機器人在5G網絡下互聯互通。"
+               "關鍵工序自動化率達到100%。工廠總經理曹楠介紹了生產線的情況。")
+
+
+def test_traditional_training_text_is_read_in_simplified_with_its_offsets(tmp_path):
+    path = tmp_path / "drcd-like.json"
+    qas = [("工廠總經理是誰？", "曹楠"), ("工廠裡有多少台機器人？", "3000台")]
+    path.write_text(json.dumps(_squad([(f"文章{n}", TRADITIONAL, qas) for n in range(6)]), ensure_ascii=False),
+                    encoding="utf-8")
+    items = read_items(path, "all")
+    assert items and all(i.context == CONTEXT_B for i in items)  # the same article in Simplified
+    assert {i.question for i in items} == {"工厂总经理是谁？", "工厂里有多少台机器人？"}
+    for item in items:
+        assert item.context[item.start : item.end] == item.answers[0]
+
+
+def test_rag_reader_names_the_adapter_and_its_abstention_model(tmp_path, monkeypatch):
+    from rag.config import load_settings
+    from rag.paths import SHIPPED_READER, reader_dir
+    from rag.reader.reader import Reader, read_abstention, write_abstention
+
+    assert reader_dir({}) == SHIPPED_READER
+    assert read_abstention(SHIPPED_READER)["threshold"] > 0  # the shipped adapter comes calibrated
+    own = tmp_path / "my-reader"
+    own.mkdir()
+    write_abstention(own, {"weights": {"answerable": 2.0}, "bias": -1.0, "threshold": 0.42})
+    monkeypatch.setenv("RAG_READER", str(own))
+    assert Reader().folder == own
+    answer = load_settings(tmp_path / "none.toml").answer
+    assert (answer.reader_weights, answer.reader_bias, answer.reader_threshold) == ({"answerable": 2.0}, -1.0, 0.42)
+    (own / "abstention.json").write_text("[]", encoding="utf-8")  # damaged: no model rather than a traceback
+    assert read_abstention(own) == {}
+
+
+def test_retraining_drops_the_abstention_model_of_the_old_adapter(tiny_squad, tmp_path):
+    from rag.reader.reader import ABSTENTION_FILE, write_abstention
+    from rag.reader.train import TrainConfig, train
+
+    out = tmp_path / "reader"
+    train([tiny_squad], out, TrainConfig(max_steps=1, tokens_per_batch=1024), progress=None)
+    write_abstention(out, {"weights": {}, "bias": 0.0, "threshold": 0.3})
+    (out / "MODEL_CARD.md").write_text("card", encoding="utf-8")
+    train([tiny_squad], out, TrainConfig(max_steps=1, tokens_per_batch=1024), progress=None)
+    assert (out / "MODEL_CARD.md").read_text(encoding="utf-8") == "card"
+    assert not (out / ABSTENTION_FILE).exists()  # fitted on the old adapter's scores
+
+
+def test_the_shipped_reader_answers_traditional_text_with_spans_of_the_original():
+    from rag.reader.reader import Reader
+
+    span, = Reader().read("工廠總經理是誰？", [TRADITIONAL])
+    assert TRADITIONAL[span.start : span.end] == "曹楠"

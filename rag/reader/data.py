@@ -8,6 +8,8 @@ hard cases look at run time:
 - *other*: the chunk of another article that shares the most question bigrams;
 - *sibling*: another chunk of the same paragraph that does not contain the answer.
 Only articles of the requested split are used (`rag.squad.split_of`), so held-out articles stay unseen.
+Questions and passages are read in Simplified characters (`rag.text.to_simplified` keeps offsets), as
+the reader reads at run time: DRCD's Traditional text then teaches the same script as CMRC's.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 
 from rag.chunk import chunk_document
 from rag.squad import locate_answer, split_of
-from rag.text import bigrams, sentence_spans
+from rag.text import bigrams, sentence_spans, to_simplified
 from rag.types import Document
 
 
@@ -58,18 +60,18 @@ def read_items(path: Path, split: str) -> list[_Item]:
             paragraph_no += len(article["paragraphs"])
             continue
         for paragraph in article["paragraphs"]:
-            context = paragraph["context"]
+            context = to_simplified(paragraph["context"])
             for qa in paragraph.get("qas", []):
-                question = str(qa.get("question") or "").strip()
+                question = to_simplified(str(qa.get("question") or "").strip())
                 answers = [a for a in qa.get("answers", []) if str(a.get("text", "")).strip()]
                 if not question or not answers:
                     continue
                 first = answers[0]
-                start = locate_answer(context, first["text"], first.get("answer_start"))
+                start = locate_answer(context, to_simplified(first["text"]), first.get("answer_start"))
                 if start is None:
                     continue
-                texts = tuple(dict.fromkeys(a["text"] for a in answers))
-                items.append(_Item(question, texts, context, start, start + len(first["text"]), a_no, paragraph_no))
+                texts = tuple(dict.fromkeys(to_simplified(a["text"]) for a in answers))
+                items.append(_Item(question, texts, context, start, start + len(texts[0]), a_no, paragraph_no))
             paragraph_no += 1
     return items
 
@@ -113,18 +115,16 @@ def _examples_for(item: _Item, chunks, other: "_BigramIndex", rng: random.Random
     holding = [(s, e) for s, e in spans if s <= item.start and item.end <= e]
     if not holding:
         return []
-    if rng.random() < 0.5:
-        window = rng.choice(holding)
-    else:
-        window = _neighbourhood(context, item.start, item.end, rng)
-    s, e = window
-    out = [Example(item.question, context[s:e], (item.start - s, item.end - s), "answer", source)]
-
-    # The answer's sentences cut out of the same window: same subject, the fact missing.
-    kept = [(a, b) for a, b in sentence_spans(context[s:e]) if b <= item.start - s or a >= item.end - s]
-    deleted = "".join(context[s + a : s + b] for a, b in kept)
-    if rng.random() < 0.6 and len(deleted) >= 20 and not _mentions(deleted, item.answers):
-        out.append(Example(item.question, deleted, None, "deleted", source))
+    # Both window shapes the reader meets: a retrieval chunk, and sentences around a candidate.
+    windows = list(dict.fromkeys([rng.choice(holding), _neighbourhood(context, item.start, item.end, rng)]))
+    out = []
+    for s, e in windows:
+        out.append(Example(item.question, context[s:e], (item.start - s, item.end - s), "answer", source))
+        # The answer's sentences cut out of the same window: same subject, the fact missing.
+        kept = [(a, b) for a, b in sentence_spans(context[s:e]) if b <= item.start - s or a >= item.end - s]
+        deleted = "".join(context[s + a : s + b] for a, b in kept)
+        if rng.random() < 0.6 and len(deleted) >= 20 and not _mentions(deleted, item.answers):
+            out.append(Example(item.question, deleted, None, "deleted", source))
 
     siblings = [(a, b) for a, b in spans if not _mentions(context[a:b], item.answers)]
     draw = rng.random()

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import functools
+import json
+import os
 import threading
 from pathlib import Path
 
 from rag.reader.model import ADAPTER_FILE, CONFIG_FILE, ReaderModel, ReaderUnavailable
 from rag.reader.windows import Span, encode, question_ids
+from rag.text import to_simplified
 
-DEFAULT_ADAPTER = Path(__file__).resolve().parent.parent / "data" / "reader"
+from rag.paths import SHIPPED_READER, reader_dir
+
+DEFAULT_ADAPTER = SHIPPED_READER
+ABSTENTION_FILE = "abstention.json"  # the abstention model `rag calibrate` fitted for this adapter
 
 
 class Reader:
-    """Finds answer spans with the trained adapter in `folder`; the model loads on first use."""
+    """Finds answer spans with the trained adapter in `folder` (default: `rag.paths.reader_dir()`); the model loads on first use."""
 
-    def __init__(self, folder: Path = DEFAULT_ADAPTER) -> None:
-        self.folder = Path(folder)
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = Path(folder) if folder is not None else reader_dir()
         self._model: ReaderModel | None = None
         self._loading = threading.Lock()
 
@@ -30,6 +36,10 @@ class Reader:
         except ImportError:
             return False
         return True
+
+    def abstention(self) -> dict:
+        """Return the abstention model fitted for this adapter (weights, bias, threshold), or {} when none was."""
+        return read_abstention(self.folder)
 
     @property
     def model(self) -> ReaderModel:
@@ -46,7 +56,9 @@ class Reader:
         from rag.reader.read import read_windows
 
         model = self.model
-        q_ids = question_ids(model.tokenizer, question)
+        # Read in Simplified characters, as trained; the conversion keeps offsets, so spans still fit.
+        q_ids = question_ids(model.tokenizer, to_simplified(question))
+        passages = [to_simplified(p) for p in passages]
         windows = [encode(model.tokenizer, q_ids, p, _pieces(model.tokenizer, p), model.max_positions) for p in passages]
         return read_windows(model, windows)
 
@@ -59,3 +71,21 @@ def _pieces_cached(tokenizer_id: int, tokenizer, passage: str) -> tuple:
 def _pieces(tokenizer, passage: str) -> list:
     # Tokenizing is pure Python (~6 µs a character); the same sentences come back question after question.
     return list(_pieces_cached(id(tokenizer), tokenizer, passage))
+
+
+def read_abstention(folder: Path) -> dict:
+    """Return the abstention model saved in an adapter folder, or {} when there is none or it is unreadable."""
+    try:
+        data = json.loads((Path(folder) / ABSTENTION_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: data[k] for k in ("weights", "bias", "threshold") if k in data} if isinstance(data, dict) else {}
+
+
+def write_abstention(folder: Path, model: dict) -> Path:
+    """Write the abstention model beside the adapter it was fitted for (atomically); return the file."""
+    path = Path(folder) / ABSTENTION_FILE
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(model, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path

@@ -21,6 +21,7 @@ import numpy as np
 
 from rag.reader.data import Example, make_examples
 from rag.reader.model import ReaderConfig, ReaderModel
+from rag.reader.reader import ABSTENTION_FILE
 from rag.reader.windows import Window, encode, question_ids, token_targets
 
 
@@ -183,8 +184,10 @@ def _save_atomically(model: ReaderModel, out: Path, record: dict) -> None:
     old = out.with_name(f".{out.name}.old-{os.getpid()}")
     if out.exists():
         for name in os.listdir(out):
-            if not (tmp / name).exists():
-                shutil.copy2(out / name, tmp / name)  # keep files the trainer does not write (the model card)
+            # Keep files the trainer does not write (the model card), but not the old abstention
+            # model: it was fitted on the old adapter's scores (`rag calibrate` fits a new one).
+            if not (tmp / name).exists() and name != ABSTENTION_FILE:
+                shutil.copy2(out / name, tmp / name)
         os.replace(out, old)
     os.replace(tmp, out)
     shutil.rmtree(old, ignore_errors=True)
