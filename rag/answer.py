@@ -449,7 +449,7 @@ class Answerer:
         question = check_question(question)
         answer_mode = AnswerMode(answer_mode or self.default_mode)
         mode = Mode(mode or self.retrieval.mode)
-        k = k or self.retrieval.k
+        k = self.retrieval.k if k is None else k
         resolved = resolve_follow_up(question, history)
         retriever = Retriever(self.index, self.retrieval)
         hits = retriever.run(resolved, mode=mode, k=k)

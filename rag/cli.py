@@ -121,8 +121,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", default="bm25,dense,hybrid", help="retrieval modes, comma-separated (default: all three)")
     p.add_argument("--answer", default="reader",
                    help="answer modes, comma-separated: reader (default), extractive, llm (only when an LLM is configured)")
-    p.add_argument("-k", "--k", type=int, default=10, help="passages retrieved for the retrieval metrics (default 10)")
-    p.add_argument("--answer-k", type=int, default=None, help="passages given to the answerer (default: as `rag ask`)")
+    p.add_argument("-k", "--k", type=_positive_int, default=10, help="passages retrieved for the retrieval metrics (default 10)")
+    p.add_argument("--answer-k", type=_positive_int, default=None, help="passages given to the answerer (default: as `rag ask`)")
     p.add_argument("--out", type=Path, default=DEFAULT_REPORTS, help="reports folder (default: eval/reports/)")
     p.add_argument("--limit", type=int, default=None,
                    help="first N questions (gold) or first N paragraphs and their questions (--squad)")
@@ -191,9 +191,20 @@ def _default_paths(args: argparse.Namespace) -> None:
         args.index = paths.default_index_dir()
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1 (0 used to mean the default, silently)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _add_retrieval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
-    p.add_argument("-k", "--k", type=int, default=5, help="passages to return (default 5)")
+    p.add_argument("-k", "--k", type=_positive_int, default=5, help="passages to return (default 5)")
 
 
 def _progress_bar():

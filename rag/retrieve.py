@@ -66,7 +66,7 @@ class Retriever:
         """Return the top-k hits for `question`, best first."""
         question = check_question(question)
         mode = Mode(mode or self.config.mode)
-        k = k or self.config.k
+        k = self.config.k if k is None else k
         if k <= 0:
             raise ValueError(f"k must be positive, got {k}")
         n = max(self.config.candidates, k)

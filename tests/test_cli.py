@@ -85,3 +85,14 @@ def test_folders_named_by_flag_or_environment_win_over_the_data_folder(rag_home,
     assert seen == [tuple(tmp_path / e for e in expected)]
     # The data folder is made (and seeded) only when its documents folder is the one used.
     assert (rag_home / "documents").exists() == (expected[0] == "home/documents")
+
+
+@pytest.mark.parametrize("argv", [["search", "算力券", "-k", "0"], ["ask", "算力券", "-k", "-3"],
+                                  ["search", "算力券", "-k", "五"], ["eval", "-k", "0"]])
+def test_a_k_below_one_is_refused_by_the_cli(argv, capsys):
+    from rag.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert "-k/--k: must be" in capsys.readouterr().err

@@ -56,3 +56,9 @@ def test_words_that_merely_contain_a_pronoun_character_are_not_follow_ups():
     assert resolve_follow_up("重庆有多少家米其林餐厅？", history) == "重庆有多少家米其林餐厅？"
     assert resolve_follow_up("应该怎么申请算力券？", history) == "应该怎么申请算力券？"
     assert "基金" in resolve_follow_up("这个基金是哪天签约的？", ["重庆通用人工智能产业基金在哪里签约？"])
+
+
+def test_k_of_zero_is_refused_not_taken_as_the_default(seed_index):
+    with pytest.raises(ValueError, match="k must be positive, got 0"):
+        Retriever(seed_index).run("算力券", k=0)
+    assert len(Retriever(seed_index).run("算力券", k=None)) == 5  # None still means the configured k
