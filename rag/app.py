@@ -80,6 +80,13 @@ def md_text(text: str) -> str:
     return "\n".join("".join(_MD_REFS.get(c, c) for c in line) for line in lines)
 
 
+def refusal(message: str) -> gr.Error:
+    """Return the error for a request the app refuses (bad question, k, file): the caller sees the
+    message, the server's terminal one log line instead of Gradio's 30-line traceback."""
+    log.warning("refused: %s", message)
+    return gr.Error(message, print_exception=False, title="无法处理")
+
+
 # --- Gradio's upload folder -------------------------------------------------------------------
 
 
@@ -367,7 +374,7 @@ class ChatApp:
                     answer = item
             return answer.to_dict()
         except (QuestionError, ValueError) as exc:
-            raise gr.Error(str(exc)) from exc
+            raise refusal(str(exc)) from exc
 
     def list_documents(self) -> list[dict]:
         """Return the knowledge base's documents: title, file, date, chunks, time added and note."""
@@ -381,20 +388,20 @@ class ChatApp:
         """
         # gr.api hands the file over unprocessed, as the FileData dict the client sent.
         if not file:
-            raise gr.Error("没有收到文件：请用 handle_file(路径) 传入要上传的文件")
+            raise refusal("没有收到文件：请用 handle_file(路径) 传入要上传的文件")
         path = Path(file["path"] if isinstance(file, dict) else file.path)
         name = (file.get("orig_name") if isinstance(file, dict) else file.orig_name) or path.name
         # The path comes from the client as it sent it: only a file it uploaded to this server is read,
         # never another file of the machine ("/etc/passwd", the index, other users' documents).
         if not in_upload_folder(path, self.upload_dir):
-            raise gr.Error(f"{name}：只接受先上传到本服务的文件（gradio_client 的 handle_file），不读取服务器上的其他路径")
+            raise refusal(f"{name}：只接受先上传到本服务的文件（gradio_client 的 handle_file），不读取服务器上的其他路径")
         data = _saved_bytes(path)
         if data is None:
-            raise gr.Error(f"{name}：{_GONE}")
+            raise refusal(f"{name}：{_GONE}")
         try:
             upload, report = self.kb.add(name, data)
         except UploadError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise refusal(str(exc)) from exc
         except Exception as exc:  # as on the page: the reason, not Gradio's generic error
             log.exception("adding %s failed", name)
             raise gr.Error(f"{name}：索引失败（{type(exc).__name__}: {exc}），知识库未改变") from exc
@@ -409,7 +416,7 @@ class ChatApp:
         try:
             report = self.kb.delete(file)
         except UploadError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise refusal(str(exc)) from exc
         return {"file": file, "documents": report.documents, "chunks": report.chunks,
                 "seconds": round(report.seconds, 3)}
 
@@ -744,7 +751,7 @@ class ChatApp:
         from rag import evaluate
 
         if not modes:
-            raise gr.Error("请至少选择一种检索方式。")
+            raise refusal("请至少选择一种检索方式。")
 
         def update(stage: str, done: int, total: int) -> None:
             progress((done, total), desc=f"{stage}")

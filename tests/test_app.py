@@ -479,6 +479,24 @@ def test_ask_refuses_a_k_or_mode_it_cannot_use_with_a_clear_message(seed_kb):
     assert len(app.ask(QUESTION, "bm25", 3.0)["passages"]) <= 3
 
 
+def test_refused_api_requests_log_one_line_not_a_traceback(seed_kb, tmp_path, capfd, caplog):
+    from gradio_client import Client
+
+    with running_app(seed_kb, tmp_path / "reports") as url:
+        client = Client(url, verbose=False, analytics_enabled=False)
+        capfd.readouterr()
+        with pytest.raises(Exception, match="the question is empty"):
+            client.predict("", api_name="/ask")
+        with pytest.raises(Exception, match="k must be a whole number of passages from 1 to 50, got 99"):
+            client.predict(QUESTION, "hybrid", 99, api_name="/ask")
+        with pytest.raises(Exception, match="知识库中没有文件"):
+            client.predict("no-such.txt", api_name="/delete_document")
+    printed = capfd.readouterr()
+    assert "Traceback" not in printed.err + printed.out
+    refused = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused: ")]
+    assert len(refused) == 3 and "got 99" in refused[1]
+
+
 # --- slow or failing LLM servers -------------------------------------------------------------------
 
 
