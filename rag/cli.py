@@ -384,7 +384,7 @@ def _bold_first_line(text: str) -> str:
 
 
 def cmd_train_reader(args: argparse.Namespace) -> int:
-    from rag.reader.reader import DEFAULT_ADAPTER
+    from rag.paths import SHIPPED_READER
     from rag.reader.train import TrainConfig, train, validate
 
     paths = args.data or [Path("..") / "shared" / "benchmarks" / name for name in ("cmrc2018_trial.json", "DRCD_dev.json")]
@@ -395,7 +395,7 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
         import torch  # noqa: F401
     except ImportError:
         raise UserError("training needs torch: pip install torch") from None
-    out = args.out or DEFAULT_ADAPTER
+    out = args.out or SHIPPED_READER
     config = TrainConfig(epochs=args.epochs, lr=args.lr, seed=args.seed, max_steps=args.max_steps, limit=args.limit)
     record = train(paths, out, config, progress=getattr(sys.stderr, "unescaped", sys.stderr))
     print(f"trained {record['steps']} steps on {sum(record['examples'].values())} windows "

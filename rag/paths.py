@@ -3,8 +3,9 @@
 The documents and the index live in a data folder outside the source tree, so running the app never
 modifies the checkout: `RAG_HOME` (default `$XDG_DATA_HOME/wenyu`, else `~/.local/share/wenyu`) holds
 `documents/` and `index/`. `RAG_DOCS` and `RAG_INDEX` name either folder directly (and `--docs`,
-`--index` win over both). `RAG_READER` names a reader adapter folder to use instead of the shipped one. The first use of the default documents folder creates it with copies of the
-seed articles, `seeds/` in the source tree, which is never written to.
+`--index` win over both). The first use of the default documents folder creates it with copies of the
+seed articles, `seeds/` in the source tree, which is never written to. `RAG_READER` names a reader
+adapter folder to use instead of the shipped one.
 """
 
 from __future__ import annotations

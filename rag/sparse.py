@@ -161,34 +161,15 @@ class BackgroundBuild:
 
 
 def _die_with_parent(parent: int) -> None:
-    """End this process as soon as `parent` is gone: a killed build must not leave its helper running.
-
-    On Linux the kernel sends SIGKILL when the parent dies (PR_SET_PDEATHSIG; strictly, when the parent
-    *thread* that started this process ends, and BackgroundBuild's caller waits for it on that thread).
-    Elsewhere, and for a parent that died before the call, a thread watches the parent pid.
-    """
+    """End this process as soon as `parent` is gone: a killed build must not leave its helper running
+    (BackgroundBuild's caller waits for it on the thread that started it, as PR_SET_PDEATHSIG needs)."""
     import os
-    import sys
-    import threading
-    import time
+    import signal
 
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-            import signal
+    from rag.lifetime import tie_to_parent
 
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
+    if not tie_to_parent(parent, signal.SIGKILL, poll_seconds=0.5):
         os._exit(1)
-
-    if os.getppid() != parent:
-        os._exit(1)
-    threading.Thread(target=watch, daemon=True).start()
 
 
 def _main(argv: list[str]) -> None:

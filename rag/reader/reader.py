@@ -8,13 +8,11 @@ import os
 import threading
 from pathlib import Path
 
+from rag.paths import reader_dir
 from rag.reader.model import ADAPTER_FILE, CONFIG_FILE, ReaderModel, ReaderUnavailable
 from rag.reader.windows import Span, encode, question_ids
 from rag.text import to_simplified
 
-from rag.paths import SHIPPED_READER, reader_dir
-
-DEFAULT_ADAPTER = SHIPPED_READER
 ABSTENTION_FILE = "abstention.json"  # the abstention model `rag calibrate` fitted for this adapter
 
 
@@ -36,10 +34,6 @@ class Reader:
         except ImportError:
             return False
         return True
-
-    def abstention(self) -> dict:
-        """Return the abstention model fitted for this adapter (weights, bias, threshold), or {} when none was."""
-        return read_abstention(self.folder)
 
     @property
     def model(self) -> ReaderModel:
