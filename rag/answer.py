@@ -116,7 +116,7 @@ class ExtractiveAnswerer:
 
     def candidates(self, profile: QuestionProfile, query_vector: np.ndarray, hits: Sequence[Hit]) -> list[Candidate]:
         """Return every distinct sentence of `hits`, scored, best first."""
-        idf = {t: self.index.bm25.idf(t) for t in profile.tokens}
+        idf = {t: self.index.idf(t) for t in profile.tokens}
         q_bigrams = textmod.bigrams(profile.text)
         seen: set[tuple[str, int]] = set()
         out: list[Candidate] = []
@@ -188,10 +188,10 @@ class ExtractiveAnswerer:
         """Return the IDF-weighted share of the question's words that the corpus never uses (0 for English)."""
         if profile.english:
             return 0.0
-        idf = {t: self.index.bm25.idf(t) for t in profile.tokens}
+        idf = {t: self.index.idf(t) for t in profile.tokens}
         total = sum(idf.values())
         # Question words the corpus never uses ("院长", "注册资本", "深圳") are what it cannot answer.
-        return sum(v for t, v in idf.items() if not self.index.bm25.knows(t)) / total if total else 0.0
+        return sum(v for t, v in idf.items() if not self.index.knows(t)) / total if total else 0.0
 
     def confidence(self, evidence: dict[str, float]) -> float:
         """Return the calibrated probability that the passages answer the question."""
@@ -206,7 +206,7 @@ class ExtractiveAnswerer:
             return cand.start, cand.end
         bounds = [0] + [m.end() for m in _CLAUSE_BREAK.finditer(text)] + [len(text)]
         clauses = [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
-        idf = {t: self.index.bm25.idf(t) for t in profile.tokens}
+        idf = {t: self.index.idf(t) for t in profile.tokens}
 
         def clause_score(span: tuple[int, int]) -> float:
             part = text[span[0] : span[1]]

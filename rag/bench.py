@@ -109,7 +109,7 @@ def run(config: BenchConfig, progress: Callable[[str], None] | None = None) -> B
         results["question_embed"] = question_embedding(_questions(config.gold, config.questions))
         say("queries: per-stage latency per mode")
         results["queries"] = query_latency(index, _questions(config.gold, config.questions), results["notes"])
-        base = np.asarray(index.unit_vectors, dtype=np.float32)
+        base = index.dense.vectors(range(index.dense.size))
         say("faiss: synthetic corpora")
         results["faiss"] = faiss_scale(base, config, say, results["notes"])
         results["threshold"] = exact_search_threshold(results["faiss"], dense_budget(results["queries"]))
@@ -353,7 +353,7 @@ def recall_at(found: np.ndarray, exact: np.ndarray, k: int = 10) -> float:
 
 def faiss_scale(base: np.ndarray, config: BenchConfig, say: Callable[[str], None], notes: list[str]) -> list[dict]:
     """Return one row per (data, size, kind): build seconds, bytes per vector, p50 ms, Recall@10."""
-    from rag.dense import build_store
+    from rag.index.stores.faiss import build_store
 
     plan = [("perturbed", n) for n in config.faiss_sizes] + [("random", n) for n in config.random_sizes]
     rows = []
@@ -437,7 +437,7 @@ def bm25_scale(index, questions: list[str], config: BenchConfig) -> list[dict]:
     import bm25s
 
     from rag import text as textmod
-    from rag.sparse import BM25Index
+    from rag.index.stores.bm25 import BM25Index
 
     sentences = [chunk.text[s:e] for chunk in index.chunks for s, e in textmod.sentence_spans(chunk.text)]
     tokens = [textmod.tokenize(s) for s in sentences]
@@ -593,9 +593,9 @@ def plot(results: dict, path: Path) -> Path | None:
 
 def _seed_texts(index, limit: int | None) -> list[str]:
     """Return the embedded texts of the index's units, spread over the corpus when limited."""
-    from rag.index import _unit_text, embedding_text
+    from rag.index import embedding_text, unit_text
 
-    texts = [embedding_text(_unit_text(index.chunks[int(c)], int(s), int(e))) for c, s, e in index.units]
+    texts = [embedding_text(unit_text(index.chunks[int(c)], int(s), int(e))) for c, s, e in index.units]
     if limit is not None and limit < len(texts):
         step = len(texts) / limit
         texts = [texts[int(i * step)] for i in range(limit)]

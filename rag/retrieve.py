@@ -114,7 +114,7 @@ class Retriever:
 
     def _bm25(self, question: str, n: int) -> list[tuple[int, float]]:
         began = time.perf_counter()
-        hits = self.index.bm25.search(question, n)
+        hits = self.index.keywords.search(question, n)
         self.timings["bm25"] = time.perf_counter() - began
         return hits
 

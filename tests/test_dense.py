@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from rag.bench import perturbed_vectors, recall_at
-from rag.dense import build_store, ivf_lists, load_store
+from rag.index.stores.faiss import build_store, ivf_lists, load_store
 from rag.index import EXACT_SEARCH_MAX, build_index, choose_dense_kind, load_index, read_manifest
 
 CORPUS = EXACT_SEARCH_MAX + 20_000  # above the threshold, and small enough for a fast test
@@ -11,7 +11,7 @@ CORPUS = EXACT_SEARCH_MAX + 20_000  # above the threshold, and small enough for 
 @pytest.fixture(scope="module")
 def corpus(seed_index):
     """Seed unit embeddings plus noise: clustered like a real corpus, above the threshold."""
-    base = np.asarray(seed_index.unit_vectors, dtype=np.float32)
+    base = seed_index.dense.vectors(range(seed_index.dense.size))
     return perturbed_vectors(base, CORPUS, seed=0), perturbed_vectors(base, 200, seed=1)
 
 
@@ -64,5 +64,5 @@ def test_the_manifest_records_the_kind_and_the_index_loads_with_it(index_copy, s
     assert read_manifest(index_copy)["dense"]["kind"] == "ivf_sq8"
     index = load_index(index_copy, seed_index.embedder)
     assert index.dense.kind == "ivf_sq8"
-    query = np.asarray(seed_index.unit_vectors[0], dtype=np.float32)
+    query = seed_index.dense.vectors([0])[0]
     assert index.dense.search(query, 1)[1][0][0] == seed_index.dense.search(query, 1)[1][0][0] == 0

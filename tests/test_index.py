@@ -5,7 +5,7 @@ import pytest
 
 from rag.index import IndexProblem, build_index, current_build, load_index, read_manifest, staleness
 from rag.retrieve import Retriever
-from rag.sparse import BM25Index
+from rag.index.stores.bm25 import BM25Index
 
 QUESTION = "重庆人工智能产业基金规模有多大"
 
@@ -46,7 +46,7 @@ def test_crash_mid_build_leaves_the_previous_index_working(docs_copy, index_copy
     def explode(*args, **kwargs):
         raise KeyboardInterrupt  # as if the user pressed Ctrl-C while files were being written
 
-    monkeypatch.setattr("rag.index._write_json", explode)
+    monkeypatch.setattr("rag.index.build.write_json", explode)
     with pytest.raises(KeyboardInterrupt):
         build_index(docs_copy, index_copy, embedder)
     monkeypatch.undo()
@@ -98,8 +98,8 @@ def test_bm25_with_no_usable_tokens_returns_nothing():
 
 
 def test_a_crash_while_embedding_stops_the_background_bm25_build(docs_copy, tmp_path, monkeypatch):
-    import rag.index
-    from rag.sparse import BackgroundBuild
+    import rag.index.build
+    from rag.index.stores.bm25 import BackgroundBuild
 
     class Failing:
         model_id, dim = "test/failing", 8
@@ -111,7 +111,7 @@ def test_a_crash_while_embedding_stops_the_background_bm25_build(docs_copy, tmp_
     real_init, real_cancel = BackgroundBuild.__init__, BackgroundBuild.cancel
     monkeypatch.setattr(BackgroundBuild, "__init__", lambda self, *a: (started.append(1), real_init(self, *a))[1])
     monkeypatch.setattr(BackgroundBuild, "cancel", lambda self: (cancelled.append(self), real_cancel(self))[1])
-    monkeypatch.setattr(rag.index, "usable_cores", lambda: 2)
+    monkeypatch.setattr(rag.index.build, "usable_cores", lambda: 2)
     with pytest.raises(KeyboardInterrupt):
         build_index(docs_copy, tmp_path / "index", Failing())
     assert started and cancelled and cancelled[0]._process.returncode is not None

@@ -90,7 +90,7 @@ def _damage(index_dir: Path, case: str) -> None:
 @pytest.fixture()
 def quick_embedder(monkeypatch, embedder):
     """Commands load the session's embedder instead of a fresh one (same model, no load time)."""
-    monkeypatch.setattr("rag.index.make_embedder", lambda *a, **k: embedder)
+    monkeypatch.setattr("rag.index.live.make_embedder", lambda *a, **k: embedder)
     monkeypatch.setattr("rag.kb.make_embedder", lambda *a, **k: embedder)
     return embedder
 

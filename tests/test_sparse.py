@@ -2,7 +2,7 @@ import sys
 
 import pytest
 
-from rag.sparse import BackgroundBuild, BM25Index, build_and_save
+from rag.index.stores.bm25 import BackgroundBuild, BM25Index, build_and_save
 
 TEXTS = [
     "重庆人工智能产业基金规模达到一百亿元，重点投向大模型与算力。",
@@ -73,7 +73,7 @@ def test_the_bm25_helper_ends_when_its_parent_is_killed(tmp_path):
     fifo = tmp_path / "input.json"
     os.mkfifo(fifo)
     starter = ("import os, subprocess, sys, time\n"
-               "p = subprocess.Popen([sys.executable, '-m', 'rag.sparse', sys.argv[1], sys.argv[2], str(os.getpid())])\n"
+               "p = subprocess.Popen([sys.executable, '-m', 'rag.index.stores.bm25', sys.argv[1], sys.argv[2], str(os.getpid())])\n"
                "print(p.pid, flush=True)\n"
                "time.sleep(600)\n")
     parent = subprocess.Popen([sys.executable, "-c", starter, str(fifo), str(tmp_path)], stdout=subprocess.PIPE, text=True)

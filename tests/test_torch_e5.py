@@ -35,11 +35,11 @@ def fast():
 def seed_passages(seeds_dir):
     """Every seed chunk, in the exact form the index embeds it."""
     from rag.chunk import chunk_document
-    from rag.index import _passage_text, embedding_text
+    from rag.index import embedding_text, passage_text
     from rag.load import load_folder
 
     chunks = [c for d in load_folder(seeds_dir).documents for c in chunk_document(d)]
-    return [embedding_text(_passage_text(c)) for c in chunks]
+    return [embedding_text(passage_text(c)) for c in chunks]
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""BM25 over normalized jieba tokens, with bm25s."""
+"""The bm25s keyword store: BM25 over normalized jieba tokens, saved in the build folder."""
 
 from __future__ import annotations
 
@@ -141,7 +141,7 @@ class BackgroundBuild:
         self._input = Path(folder) / "bm25-input.json"
         self._input.write_text(json.dumps({"texts": texts, "words": words}, ensure_ascii=False), encoding="utf-8")
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "rag.sparse", str(self._input), str(folder), str(os.getpid())],
+            [sys.executable, "-m", "rag.index.stores.bm25", str(self._input), str(folder), str(os.getpid())],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
 

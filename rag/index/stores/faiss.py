@@ -1,13 +1,16 @@
-"""Dense vector stores behind one protocol: exact FAISS search, or HNSW / IVF-SQ8 for large corpora."""
+"""The FAISS dense store: exact search, or HNSW / IVF-SQ8 for large corpora, with the unit vectors beside it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
 import numpy as np
 
 VECTORS_FILE = "vectors.faiss"
+# The exact vectors, for the answerer's sentence scores: IVF-SQ8 keeps only 8-bit codes.
+UNIT_VECTORS_FILE = "unit_vectors.npy"
 
 DenseKind = Literal["flat", "hnsw", "ivf_sq8"]
 DENSE_KINDS: tuple[str, ...] = ("flat", "hnsw", "ivf_sq8")
@@ -21,20 +24,6 @@ IVF_NPROBE = 32
 _TRAINING_PER_LIST = 39  # FAISS warns below 39 training points per list
 
 
-class VectorStore(Protocol):
-    """Inner-product search over unit vectors."""
-
-    kind: str
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Return (scores, ids), each (n_queries, k); missing results have id -1."""
-        ...
-
-    def save(self, folder: Path) -> None:
-        """Write the store into `folder`."""
-        ...
-
-
 def _faiss():
     try:
         import faiss
@@ -46,9 +35,10 @@ def _faiss():
 class FaissStore:
     """A FAISS index over L2-normalized vectors (inner product = cosine)."""
 
-    def __init__(self, index, kind: str) -> None:
+    def __init__(self, index, kind: str, vectors: np.ndarray) -> None:
         self._index = index
         self.kind = kind
+        self._vectors = vectors
 
     @property
     def size(self) -> int:
@@ -71,9 +61,14 @@ class FaissStore:
         scores, ids = self._index.search(queries, k)
         return scores, ids
 
+    def vectors(self, rows: Sequence[int]) -> np.ndarray:
+        """Return the stored vectors of `rows`, (len(rows), dim) float32."""
+        return np.asarray(self._vectors[np.asarray(rows, dtype=np.int64)], dtype=np.float32)
+
     def save(self, folder: Path) -> None:
-        """Write the FAISS index to folder/vectors.faiss."""
+        """Write the FAISS index to folder/vectors.faiss and the vectors to folder/unit_vectors.npy."""
         _faiss().write_index(self._index, str(Path(folder) / VECTORS_FILE))
+        np.save(Path(folder) / UNIT_VECTORS_FILE, self._vectors)
 
 
 def ivf_lists(size: int) -> int:
@@ -103,16 +98,20 @@ def build_store(vectors: np.ndarray, kind: str = "flat", seed: int = 0) -> Faiss
         index.train(vectors[np.sort(rng.choice(len(vectors), sample, replace=False))])
     index.add(vectors)
     _tune(index, kind)
-    return FaissStore(index, kind)
+    return FaissStore(index, kind, vectors)
 
 
 def load_store(folder: Path, kind: str) -> FaissStore:
-    """Return the store saved in `folder`."""
+    """Return the store saved in `folder`; raise ValueError when its two files disagree."""
     if kind not in DENSE_KINDS:
         raise ValueError(f"unknown dense index kind {kind!r}: use one of {', '.join(DENSE_KINDS)}")
     index = _faiss().read_index(str(Path(folder) / VECTORS_FILE))
     _tune(index, kind)
-    return FaissStore(index, kind)
+    vectors = np.load(Path(folder) / UNIT_VECTORS_FILE, mmap_mode="r", allow_pickle=False)
+    if vectors.shape != (index.ntotal, index.d) or vectors.dtype != np.float32:
+        raise ValueError(f"{UNIT_VECTORS_FILE} has shape {vectors.shape} {vectors.dtype}, "
+                         f"not ({index.ntotal}, {index.d}) float32")
+    return FaissStore(index, kind, vectors)
 
 
 def _tune(index, kind: str) -> None:

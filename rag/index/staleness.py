@@ -1,0 +1,39 @@
+"""Whether an index still matches its documents folder and chunking settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rag.chunk import ChunkConfig
+
+
+def staleness(manifest: dict, docs_dir: Path, chunking: ChunkConfig | None = None) -> list[str]:
+    """Return why an index no longer matches `docs_dir` (empty when it is current)."""
+    import hashlib
+
+    from rag.load import TEXT_SUFFIXES
+
+    docs_dir = Path(docs_dir)
+    current = {}
+    if docs_dir.is_dir():
+        for path in sorted(docs_dir.iterdir()):
+            if path.is_file() and path.suffix.lower() in TEXT_SUFFIXES:
+                current[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    indexed = dict(manifest.get("files", {}))
+    skipped = set(manifest.get("skipped", {}))
+    changed = sorted(n for n in indexed if n in current and current[n] != indexed[n])
+    added = sorted(n for n in current if n not in indexed and n not in skipped)
+    removed = sorted(n for n in indexed if n not in current)
+    reasons = []
+    for items, what in ((changed, "changed"), (added, "new"), (removed, "removed")):
+        if items:
+            noun = "file" if len(items) == 1 else "files"
+            reasons.append(f"{len(items)} {noun} {what} ({', '.join(items[:3])}{', …' if len(items) > 3 else ''})")
+    if chunking is not None and manifest.get("chunking") != chunking.to_dict():
+        reasons.append("chunking settings changed")
+    return reasons
+
+
+def stale_message(reasons: list[str]) -> str:
+    """Return a one-line message telling the user what is stale and what to run."""
+    return "the index is stale: " + "; ".join(reasons) + "; run `rag index`"
