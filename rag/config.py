@@ -2,7 +2,8 @@
 
 Sources, later ones winning: built-in defaults, `rag.toml` in the working folder (or the file
 named by RAG_CONFIG), then environment variables (RAG_LLM_BASE_URL, RAG_LLM_MODEL, RAG_LLM_API_KEY,
-RAG_LLM_TIMEOUT; RAG_READER names the reader's adapter folder, whose abstention model comes with it).
+RAG_LLM_TIMEOUT; RAG_READER names the reader's adapter folder, whose abstention model comes with it;
+RAG_STORE_BACKEND, RAG_STORE_PATH, RAG_STORE_URL, RAG_STORE_API_KEY, RAG_STORE_COLLECTION pick the search backend).
 """
 
 from __future__ import annotations
@@ -76,6 +77,30 @@ class AnswerConfig:
             raise ValueError(f"read_sentences must be >= 1, got {self.read_sentences}")
 
 
+STORE_BACKENDS = ("faiss", "qdrant")
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Which search backend a build writes to: FAISS + bm25s in the index folder, or Qdrant.
+
+    Qdrant is embedded at `path` (empty: `<index>/qdrant`; ":memory:" lives as long as the process) unless
+    `url` names a server; `collection` is the alias the live build's collection is published under.
+    """
+
+    backend: str = "faiss"
+    path: str = ""
+    url: str = ""
+    api_key: str = ""
+    collection: str = "wenyu"
+
+    def __post_init__(self) -> None:
+        if self.backend not in STORE_BACKENDS:
+            raise ValueError(f"store backend must be one of {', '.join(STORE_BACKENDS)}, got {self.backend!r}")
+        if not (self.collection and self.collection.replace("_", "").replace("-", "").isalnum()):
+            raise ValueError(f"store collection must be letters, digits, - or _, got {self.collection!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable from outside."""
@@ -106,6 +131,32 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
             llm["problem"] = f"{sources['timeout']} must be a positive number of seconds, got {llm.pop('timeout')!r}"
     answer = {**load_calibration(reader=reader_dir(environ)), **data.get("answer", {})}
     return Settings(llm=LLMConfig(**llm), answer=AnswerConfig(**answer))
+
+
+def load_store_config(path: Path | None = None, environ: dict[str, str] | None = None) -> StoreConfig:
+    """Return the [store] settings of the config file, overridden by RAG_STORE_* variables.
+
+    Apart from `Settings`: only builds read it (a load follows its manifest), so a typo here never
+    stops answers from an index already built."""
+    environ = dict(os.environ if environ is None else environ)
+    path = path or Path(environ.get("RAG_CONFIG", "rag.toml"))
+    data: dict = {}
+    if path.exists():
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    return _store_config(data, environ)
+
+
+def _store_config(data: dict, environ: dict[str, str]) -> StoreConfig:
+    store = {k: str(v) for k, v in dict(data.get("store", {})).items()}
+    for key in ("backend", "path", "url", "api_key", "collection"):
+        value = environ.get(f"RAG_STORE_{key.upper()}")
+        if value:
+            store[key] = value
+    unknown = sorted(set(store) - {"backend", "path", "url", "api_key", "collection"})
+    if unknown:
+        raise ValueError(f"unknown [store] setting {unknown[0]!r}: use backend, path, url, api_key or collection")
+    return StoreConfig(**store)
 
 
 def load_calibration(path: Path = CALIBRATION_FILE, reader: Path | None = None) -> dict:

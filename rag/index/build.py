@@ -20,6 +20,7 @@ import numpy as np
 from rag import __version__
 from rag import text as textmod
 from rag.chunk import ChunkConfig, chunk_document
+from rag.config import StoreConfig, load_store_config
 from rag.embed import DEFAULT_MODEL, Embedder, EmbeddingCache, make_embedder, usable_cores
 from rag.index.lock import BUILD_LOCK_TIMEOUT, build_lock, remove_leftovers
 from rag.index.manifest import FORMAT_VERSION, NORMALIZATION, switch_current, write_json
@@ -66,18 +67,36 @@ def build_index(
     progress: Callable[[str, int, int], None] | None = None,
     dense_kind: str | None = None,
     lock_timeout: float = BUILD_LOCK_TIMEOUT,
+    store: StoreConfig | None = None,
 ) -> BuildReport:
     """Index every document of `docs_dir` into `index_dir`; the previous build stays live until the switch.
 
     Builds of one index folder take turns (another process's build is waited for up to `lock_timeout`
     seconds, then IndexBusy says who holds it); what killed builds left behind is removed first.
+    `store` picks the search backend (default: rag.toml's [store] and RAG_STORE_*, else FAISS + bm25s).
     """
+    store = store or load_store_config()
+    if store.backend == "qdrant":
+        from rag.index.stores.qdrant import connect
+
+        connect(qdrant_location(store, index_dir))  # a missing client or a busy folder fails before any work
     with build_lock(Path(index_dir), lock_timeout):
         remove_leftovers(Path(index_dir))
-        return _build(docs_dir, index_dir, embedder, chunking, progress, dense_kind)
+        return _build(docs_dir, index_dir, embedder, chunking, progress, dense_kind, store)
 
 
-def _build(docs_dir, index_dir, embedder, chunking, progress, dense_kind) -> BuildReport:
+def qdrant_location(store: StoreConfig, index_dir: Path):
+    """Return where a Qdrant build of `index_dir` goes: the server, the configured path, or <index>/qdrant."""
+    from rag.index.stores.qdrant import Location
+
+    if store.url:
+        return Location(url=store.url, api_key=store.api_key)
+    if store.path == ":memory:":
+        return Location(path=":memory:")
+    return Location(path=str(Path(store.path or Path(index_dir) / "qdrant").resolve()))
+
+
+def _build(docs_dir, index_dir, embedder, chunking, progress, dense_kind, store: StoreConfig) -> BuildReport:
     began = time.perf_counter()
     embedder = embedder or make_embedder(DEFAULT_MODEL)
     index_dir = Path(index_dir)
@@ -111,7 +130,9 @@ def _build(docs_dir, index_dir, embedder, chunking, progress, dense_kind) -> Bui
     try:
         # BM25 is jieba's pure-Python work (~2 s on the seeds); while a long embedding runs, another
         # process does it on the spare core.
-        if usable_cores() >= 2 and cache.missing(texts) >= BACKGROUND_BM25_MIN_TEXTS:
+        if store.backend == "qdrant":
+            textmod.add_words(terms)  # Qdrant's sparse vectors are our own tokens, made below
+        elif usable_cores() >= 2 and cache.missing(texts) >= BACKGROUND_BM25_MIN_TEXTS:
             background = BackgroundBuild(bm25_texts, terms, tmp)
         else:
             build_and_save(bm25_texts, terms, tmp)
@@ -120,9 +141,21 @@ def _build(docs_dir, index_dir, embedder, chunking, progress, dense_kind) -> Bui
         vectors, embedded = cache.embed(embedder, texts, batch_size=batch_size, progress=tick)
         cache.save()
         kind = dense_kind or choose_dense_kind(len(units))
-        store = build_store(vectors, kind)
-        store.save(tmp)
-        np.save(tmp / "units.npy", np.asarray(units, dtype=np.int32).reshape(-1, 3))
+        unit_table = np.asarray(units, dtype=np.int32).reshape(-1, 3)
+        if store.backend == "qdrant":
+            from rag.index.stores import qdrant
+
+            kind = "flat" if kind == "flat" else "hnsw"  # Qdrant searches exactly, or by its HNSW graph
+            location = qdrant_location(store, index_dir)
+            ids = qdrant.unit_ids([c.id for c in chunks], unit_table)
+            collection = qdrant.publish(location, store.collection, build_id, unit_table, ids, vectors,
+                                        bm25_texts, kind == "flat", tmp)
+            backend = {"backend": "qdrant", "collection": collection, "alias": store.collection,
+                       **location.describe()}
+        else:
+            build_store(vectors, kind).save(tmp)
+            backend = {"backend": "faiss"}
+        np.save(tmp / "units.npy", unit_table)
         if background is not None:
             background.wait()
         (tmp / "userdict.txt").write_text("\n".join(terms) + "\n", encoding="utf-8")
@@ -136,6 +169,7 @@ def _build(docs_dir, index_dir, embedder, chunking, progress, dense_kind) -> Bui
             "built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "embedder": {"id": embedder.model_id, "dim": int(vectors.shape[1]) if len(chunks) else embedder.dim},
             "dense": {"kind": kind, "size": len(units), "units": "chunk + each sentence"},
+            "store": backend,
             "chunking": chunking.to_dict(),
             "normalization": NORMALIZATION,
             "files": {d.file: d.sha256 for d in documents},
@@ -146,6 +180,8 @@ def _build(docs_dir, index_dir, embedder, chunking, progress, dense_kind) -> Bui
         final = builds / build_id
         os.replace(tmp, final)
         switch_current(index_dir, build_id)
+        if backend["backend"] == "qdrant":  # for clients of the server; 问渝 reads the manifest's collection
+            qdrant.switch(location, store.collection, collection)
     except BaseException:
         if background is not None:
             background.cancel()

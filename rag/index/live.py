@@ -87,14 +87,27 @@ def load_index(index_dir: Path, embedder: Embedder | None = None, long_lived: bo
         if not words.endswith("\n"):  # a build always ends it with a newline: this one was cut short
             raise ValueError("cut short")
         textmod.add_words(w.strip() for w in words.splitlines() if w.strip())
-    dense, keywords = _open_stores(index_dir, build, manifest, len(chunks))
     with _reading(index_dir, "units.npy"):
         units = np.load(build / "units.npy", allow_pickle=False)
-        _check_units(units, chunks, dense.size)
+        _check_units(units, chunks, manifest["dense"]["size"])
+    dense, keywords = _open_stores(index_dir, build, manifest, chunks, units)
     return Index(build, manifest, documents, chunks, dense, keywords, embedder, units)
 
 
-def _open_stores(index_dir: Path, build: Path, manifest: dict, chunks: int) -> tuple[DenseStore, KeywordStore]:
+def _open_stores(index_dir: Path, build: Path, manifest: dict, chunks: list[Chunk],
+                 units: np.ndarray) -> tuple[DenseStore, KeywordStore]:
+    backend = manifest.get("store", {"backend": "faiss"})  # builds before issue 13 are FAISS + bm25s
+    if backend.get("backend") == "qdrant":
+        from rag.index.stores import qdrant
+
+        with _reading(index_dir, "Qdrant collection"):
+            location = qdrant.Location(url=str(backend.get("url", "")), path=str(backend.get("path", "")),
+                                       api_key=_api_key())
+            dense, keywords = qdrant.open_stores(location, str(backend["collection"]), build,
+                                                 qdrant.unit_ids([c.id for c in chunks], units),
+                                                 manifest["dense"]["kind"], len(chunks))
+            _check_dense(dense, manifest)
+        return dense, keywords
     with _reading(index_dir, "vectors.faiss"):
         try:
             dense = load_store(build, manifest["dense"]["kind"])
@@ -102,8 +115,17 @@ def _open_stores(index_dir: Path, build: Path, manifest: dict, chunks: int) -> t
             raise ValueError("FAISS cannot read it") from exc
         _check_dense(dense, manifest)
     with _reading(index_dir, "bm25"):
-        keywords = BM25Index.load(build, chunks)
+        keywords = BM25Index.load(build, len(chunks))
     return dense, keywords
+
+
+def _api_key() -> str:
+    from rag.config import load_store_config
+
+    try:
+        return load_store_config().api_key
+    except ValueError:  # a bad [store] setting concerns the next build, not this one
+        return ""
 
 
 def _check_dense(dense: DenseStore, manifest: dict) -> None:

@@ -1,0 +1,272 @@
+"""The Qdrant backend: one collection per build holds each unit's dense vector (cosine) and, for whole chunks,
+a sparse vector of the project's own normalized tokens that Qdrant weighs with its IDF (`Modifier.IDF`).
+
+Embedded (`path=` on disk, `":memory:"`) needs no server; `url=` points the same code at a server or
+cluster. Tokenizing stays here, so Chinese words and Traditional/Simplified behave the same everywhere,
+and so does reciprocal-rank fusion (rag/retrieve.py). The stored term weight is bm25s' own
+tf / (tf + k1 (1 - b + b dl / avgdl)), so Qdrant's IDF ln(1 + (N - df + 0.5) / (df + 0.5)) times it is
+bm25s' Lucene BM25: the same scores up to float rounding (tests/test_qdrant.py measures it).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rag import text as textmod
+from rag.index.manifest import IndexProblem
+
+DENSE, SPARSE = "dense", "text"
+TERMS_FILE = "terms.json"
+# Point ids must be integers or UUIDs: uuid5 of the unit's id in this namespace; the real id is in the payload.
+_POINT_NAMESPACE = uuid.UUID("8d0c6f0e-3b0a-5d0e-9a36-1c2a3f4e5b6d")
+_EMPTY = "\u2400"  # as bm25s is given for a chunk without tokens (stores/bm25.py), so N counts it too
+_BATCH = 256
+K1, B = 1.2, 0.75  # bm25s' defaults, as BM25Index.build uses them
+
+
+class QdrantUnavailable(IndexProblem):
+    """qdrant-client is not installed, or the Qdrant store cannot be reached or opened."""
+
+
+def _qdrant():
+    try:
+        import qdrant_client
+        from qdrant_client import models
+    except ImportError as exc:
+        raise QdrantUnavailable("the Qdrant backend needs qdrant-client: pip install -e .[qdrant]") from exc
+    return qdrant_client, models
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where the Qdrant store is: a server `url` (+ `api_key`), or an embedded `path` (or ":memory:")."""
+
+    url: str = ""
+    path: str = ""
+    api_key: str = ""
+
+    def describe(self) -> dict:
+        """Return the location for the manifest (never the API key)."""
+        return {"url": self.url} if self.url else {"path": self.path}
+
+
+# One client per location and process: an embedded store may be opened only once per process (Qdrant
+# locks its folder), and ":memory:" is one store only through one client.
+_clients: dict[tuple[str, str], object] = {}
+
+
+def connect(location: Location):
+    """Return the (shared) client of `location`; raise QdrantUnavailable with what to do when it fails."""
+    key = (location.url, location.path)
+    if key not in _clients:
+        qdrant_client, _ = _qdrant()
+        try:
+            if location.url:
+                client = qdrant_client.QdrantClient(url=location.url, api_key=location.api_key or None, timeout=30)
+            elif location.path == ":memory:":
+                client = qdrant_client.QdrantClient(location=":memory:")
+            else:
+                Path(location.path).mkdir(parents=True, exist_ok=True)
+                client = qdrant_client.QdrantClient(path=location.path)
+        except RuntimeError as exc:  # the embedded store's folder is held by another process
+            raise QdrantUnavailable(f"cannot open the Qdrant store at {location.path}: {exc}; an embedded store "
+                                    "serves one process: stop the other one, or use a Qdrant server (url)") from exc
+        _clients[key] = client
+    return _clients[key]
+
+
+def point_id(unit_id: str) -> str:
+    """Return the Qdrant point id of a unit id."""
+    return str(uuid.uuid5(_POINT_NAMESPACE, unit_id))
+
+
+def unit_ids(chunk_ids: Sequence[str], units: np.ndarray) -> list[str]:
+    """Return each unit's id: its chunk's id and its chunk-local span."""
+    return [f"{chunk_ids[int(c)]}#{int(s)}-{int(e)}" for c, s, e in units]
+
+
+def term_weights(token_lists: list[list[str]], k1: float = K1, b: float = B) -> list[dict[str, float]]:
+    """Return bm25s' term-frequency component of each token of each text (IDF is left to Qdrant)."""
+    lengths = np.array([len(t) for t in token_lists], dtype=np.float64)
+    average = float(lengths.mean()) if len(lengths) else 1.0
+    out = []
+    for tokens, length in zip(token_lists, lengths):
+        norm = k1 * ((1 - b) + b * length / average)
+        out.append({t: tf / (norm + tf) for t, tf in Counter(tokens).items()})
+    return out
+
+
+def publish(location: Location, alias: str, build_id: str, units: np.ndarray, ids: list[str],
+            vectors: np.ndarray, texts: list[str], exact: bool, folder: Path) -> str:
+    """Write a new collection for one build, save its term statistics in `folder`; return its name.
+
+    The collection goes live (alias switched) only in `switch`, after the build's files are in place.
+    Collections of killed builds (named after the alias, not the live one) are removed first.
+    """
+    client = connect(location)
+    _, models = _qdrant()
+    live = _alias_target(client, alias)
+    for description in client.get_collections().collections:
+        if description.name.startswith(f"{alias}-") and description.name != live:
+            client.delete_collection(description.name)
+    name = f"{alias}-{build_id}"
+    client.create_collection(
+        name,
+        vectors_config={DENSE: models.VectorParams(size=int(vectors.shape[1]), distance=models.Distance.COSINE)},
+        sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+        hnsw_config=None if not exact else models.HnswConfigDiff(m=0),  # exact: no graph to build
+    )
+    token_lists = [textmod.tokenize(t) or [_EMPTY] for t in texts]
+    vocabulary: dict[str, int] = {}
+    df: Counter[str] = Counter()
+    for tokens in token_lists:
+        df.update(set(tokens))
+        for t in tokens:
+            vocabulary.setdefault(t, len(vocabulary))
+    weights = term_weights(token_lists)
+    points = []
+    for row, (chunk, start, end) in enumerate(units):
+        vector = {DENSE: vectors[row].tolist()}
+        if _is_whole(units, row):
+            pairs = sorted((vocabulary[t], w) for t, w in weights[int(chunk)].items())
+            vector[SPARSE] = models.SparseVector(indices=[i for i, _ in pairs], values=[w for _, w in pairs])
+        points.append(models.PointStruct(id=point_id(ids[row]), vector=vector,
+                                         payload={"unit": row, "unit_id": ids[row], "chunk": int(chunk)}))
+        if len(points) >= _BATCH:
+            client.upsert(name, points=points, wait=True)
+            points = []
+    if points:
+        client.upsert(name, points=points, wait=True)
+    tokens = sorted(vocabulary, key=vocabulary.get)
+    (Path(folder) / TERMS_FILE).write_text(json.dumps(
+        {"chunks": len(texts), "tokens": tokens, "df": [df[t] for t in tokens]}, ensure_ascii=False), encoding="utf-8")
+    return name
+
+
+def _is_whole(units: np.ndarray, row: int) -> bool:
+    # The first unit of each chunk is the whole chunk (units.dense_units); sentences follow it.
+    return row == 0 or int(units[row - 1][0]) != int(units[row][0])
+
+
+def switch(location: Location, alias: str, name: str) -> None:
+    """Point `alias` at collection `name` and drop the collections of older builds (their points go)."""
+    client = connect(location)
+    _, models = _qdrant()
+    old = _alias_target(client, alias)
+    operations = [models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=name, alias_name=alias))]
+    if old is not None:
+        operations.insert(0, models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
+    client.update_collection_aliases(change_aliases_operations=operations)
+    for description in client.get_collections().collections:
+        if description.name.startswith(f"{alias}-") and description.name != name:
+            client.delete_collection(description.name)
+
+
+def _alias_target(client, alias: str) -> str | None:
+    for description in client.get_aliases().aliases:
+        if description.alias_name == alias:
+            return description.collection_name
+    return None
+
+
+class QdrantDense:
+    """Dense search over one build's collection; results are unit rows, as FAISS gives them."""
+
+    def __init__(self, client, collection: str, ids: list[str], kind: str, remote: bool) -> None:
+        self._client = client
+        self._remote = remote
+        self._collection = collection
+        self._ids = ids
+        self.kind = kind
+        info = client.get_collection(collection)
+        self.dim = int(info.config.params.vectors[DENSE].size)
+        self.size = int(client.count(collection, exact=True).count)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return (scores, unit rows) of the k nearest stored vectors per query; missing rows are -1."""
+        if k <= 0:
+            raise ValueError(f"k must be positive, got {k}")
+        _, models = _qdrant()
+        queries = np.asarray(queries, dtype=np.float32)
+        if queries.ndim == 1:
+            queries = queries[None, :]
+        k = min(k, max(self.size, 1))
+        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        rows = np.full((len(queries), k), -1, dtype=np.int64)
+        # Embedded Qdrant always searches exactly (and warns about search parameters); a server is told to.
+        params = models.SearchParams(exact=self.kind == "flat") if self._remote else None
+        for q, query in enumerate(queries):
+            found = self._client.query_points(self._collection, query=query.tolist(), using=DENSE, limit=k,
+                                              search_params=params, with_payload=["unit"]).points
+            for j, point in enumerate(_in_faiss_order(found, "unit", descending=True)):
+                scores[q, j], rows[q, j] = point.score, point.payload["unit"]
+        return scores, rows
+
+    def vectors(self, rows: Sequence[int]) -> np.ndarray:
+        """Return the stored vectors of `rows`, (len(rows), dim) float32."""
+        wanted = [point_id(self._ids[int(r)]) for r in rows]
+        found = {p.id: p.vector[DENSE] for p in self._client.retrieve(self._collection, ids=wanted, with_vectors=[DENSE])}
+        return np.array([found[w] for w in wanted], dtype=np.float32).reshape(len(wanted), self.dim)
+
+
+class QdrantKeywords:
+    """BM25 over chunks through the collection's sparse vectors; term statistics from the build's terms.json."""
+
+    def __init__(self, client, collection: str, folder: Path, size: int) -> None:
+        self._client = client
+        self._collection = collection
+        terms = json.loads((Path(folder) / TERMS_FILE).read_text(encoding="utf-8"))
+        tokens, df = terms["tokens"], terms["df"]
+        if terms["chunks"] != size or len(tokens) != len(df) or not all(type(d) is int and d > 0 for d in df):
+            raise ValueError(f"{TERMS_FILE} does not describe {size} chunks")
+        self._vocabulary = {t: i for i, t in enumerate(tokens)}
+        self._df = df
+        self.size = size
+
+    def search(self, query: str, k: int) -> list[tuple[int, float]]:
+        """Return up to k (chunk position, score) pairs, best first; none when no query token is known."""
+        if k <= 0:
+            raise ValueError(f"k must be positive, got {k}")
+        _, models = _qdrant()
+        counts = Counter(self._vocabulary[t] for t in textmod.tokenize(query) if t in self._vocabulary)
+        if not counts:
+            return []
+        pairs = sorted(counts.items())
+        found = self._client.query_points(
+            self._collection, query=models.SparseVector(indices=[i for i, _ in pairs], values=[float(c) for _, c in pairs]),
+            using=SPARSE, limit=k, with_payload=["chunk"]).points
+        return [(int(p.payload["chunk"]), float(p.score)) for p in _in_faiss_order(found, "chunk", descending=False) if p.score > 0]
+
+    def knows(self, token: str) -> bool:
+        """True when some indexed chunk contains `token`."""
+        return token in self._vocabulary
+
+    def idf(self, token: str) -> float:
+        """Return log((N + 1) / (df + 0.5)) of a normalized token; unseen tokens get the highest value."""
+        column = self._vocabulary.get(token)
+        df = self._df[column] if column is not None else 0
+        return float(np.log((self.size + 1) / (df + 0.5)))
+
+
+def _in_faiss_order(points: list, field: str, descending: bool) -> list:
+    # Equal scores (duplicate sentences, equal BM25 sums) come back from Qdrant in no set order; bm25s lists
+    # them by ascending row, FAISS's heap by descending row. Scores equal to float32 rounding (they differ
+    # by up to 2e-6 between the engines: tests/test_qdrant.py) count as equal.
+    sign = -1 if descending else 1
+    return sorted(points, key=lambda p: (-round(p.score, 5), sign * p.payload[field]))
+
+
+def open_stores(location: Location, collection: str, folder: Path, ids: list[str], kind: str,
+                chunks: int) -> tuple[QdrantDense, QdrantKeywords]:
+    """Return the dense and keyword stores of one build's collection; raise ValueError when it is gone."""
+    client = connect(location)
+    if not client.collection_exists(collection):
+        raise ValueError(f"the Qdrant collection {collection} is missing")
+    return QdrantDense(client, collection, ids, kind, bool(location.url)), QdrantKeywords(client, collection, folder, chunks)
