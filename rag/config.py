@@ -3,7 +3,7 @@
 Sources, later ones winning: built-in defaults, `rag.toml` in the working folder (or the file
 named by RAG_CONFIG), then environment variables (RAG_LLM_BASE_URL, RAG_LLM_MODEL, RAG_LLM_API_KEY,
 RAG_LLM_TIMEOUT; RAG_READER names the reader's adapter folder, whose abstention model comes with it;
-RAG_STORE_BACKEND, RAG_STORE_PATH, RAG_STORE_URL, RAG_STORE_API_KEY, RAG_STORE_COLLECTION pick the search backend).
+RAG_STORE_BACKEND, RAG_STORE_PATH, RAG_STORE_URL, RAG_STORE_API_KEY, RAG_STORE_COLLECTION, RAG_STORE_SHARDS, RAG_STORE_REPLICAS pick the search backend).
 """
 
 from __future__ import annotations
@@ -93,8 +93,18 @@ class StoreConfig:
     url: str = ""
     api_key: str = ""
     collection: str = "wenyu"
+    shards: int = 0  # a new collection's shards and copies of each on a cluster; 0: the server's default
+    replicas: int = 0
 
     def __post_init__(self) -> None:
+        for name in ("shards", "replicas"):
+            value = getattr(self, name)
+            try:
+                object.__setattr__(self, name, int(value))
+            except (TypeError, ValueError):
+                raise ValueError(f"store {name} must be a whole number, got {value!r}") from None
+            if getattr(self, name) < 0:
+                raise ValueError(f"store {name} must be >= 0, got {value!r}")
         if self.backend not in STORE_BACKENDS:
             raise ValueError(f"store backend must be one of {', '.join(STORE_BACKENDS)}, got {self.backend!r}")
         if not (self.collection and self.collection.replace("_", "").replace("-", "").isalnum()):
@@ -147,15 +157,18 @@ def load_store_config(path: Path | None = None, environ: dict[str, str] | None =
     return _store_config(data, environ)
 
 
+_STORE_KEYS = ("backend", "path", "url", "api_key", "collection", "shards", "replicas")
+
+
 def _store_config(data: dict, environ: dict[str, str]) -> StoreConfig:
     store = {k: str(v) for k, v in dict(data.get("store", {})).items()}
-    for key in ("backend", "path", "url", "api_key", "collection"):
+    for key in _STORE_KEYS:
         value = environ.get(f"RAG_STORE_{key.upper()}")
         if value:
             store[key] = value
-    unknown = sorted(set(store) - {"backend", "path", "url", "api_key", "collection"})
+    unknown = sorted(set(store) - set(_STORE_KEYS))
     if unknown:
-        raise ValueError(f"unknown [store] setting {unknown[0]!r}: use backend, path, url, api_key or collection")
+        raise ValueError(f"unknown [store] setting {unknown[0]!r}: use {', '.join(_STORE_KEYS)}")
     return StoreConfig(**store)
 
 

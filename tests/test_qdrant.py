@@ -138,6 +138,9 @@ def test_store_settings_come_from_rag_toml_then_the_environment(tmp_path):
     env = {"RAG_STORE_URL": "http://q:6333", "RAG_STORE_API_KEY": "k", "RAG_STORE_BACKEND": "faiss"}
     assert load_store_config(config, env) == StoreConfig(backend="faiss", path="/srv/q", url="http://q:6333",
                                                           api_key="k", collection="docs")
+    assert load_store_config(config, {"RAG_STORE_SHARDS": "6", "RAG_STORE_REPLICAS": "2"}).shards == 6
+    with pytest.raises(ValueError, match="store replicas must be a whole number, got 'two'"):
+        load_store_config(config, {"RAG_STORE_REPLICAS": "two"})
     with pytest.raises(ValueError, match="store backend must be one of faiss, qdrant"):
         load_store_config(config, {"RAG_STORE_BACKEND": "milvus"})
     config.write_text('[store]\nbakend = "qdrant"\n', encoding="utf-8")

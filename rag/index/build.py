@@ -149,7 +149,7 @@ def _build(docs_dir, index_dir, embedder, chunking, progress, dense_kind, store:
             location = qdrant_location(store, index_dir)
             ids = qdrant.unit_ids([c.id for c in chunks], unit_table)
             collection = qdrant.publish(location, store.collection, build_id, unit_table, ids, vectors,
-                                        bm25_texts, kind == "flat", tmp)
+                                        bm25_texts, kind == "flat", tmp, store.shards, store.replicas)
             backend = {"backend": "qdrant", "collection": collection, "alias": store.collection,
                        **location.describe()}
         else:

@@ -104,7 +104,8 @@ def term_weights(token_lists: list[list[str]], k1: float = K1, b: float = B) -> 
 
 
 def publish(location: Location, alias: str, build_id: str, units: np.ndarray, ids: list[str],
-            vectors: np.ndarray, texts: list[str], exact: bool, folder: Path) -> str:
+            vectors: np.ndarray, texts: list[str], exact: bool, folder: Path,
+            shards: int = 0, replicas: int = 0) -> str:
     """Write a new collection for one build, save its term statistics in `folder`; return its name.
 
     The collection goes live (alias switched) only in `switch`, after the build's files are in place.
@@ -122,6 +123,7 @@ def publish(location: Location, alias: str, build_id: str, units: np.ndarray, id
         vectors_config={DENSE: models.VectorParams(size=int(vectors.shape[1]), distance=models.Distance.COSINE)},
         sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
         hnsw_config=None if not exact else models.HnswConfigDiff(m=0),  # exact: no graph to build
+        shard_number=shards or None, replication_factor=replicas or None,
     )
     token_lists = [textmod.tokenize(t) or [_EMPTY] for t in texts]
     vocabulary: dict[str, int] = {}
