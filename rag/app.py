@@ -195,6 +195,18 @@ def answer_message(answer: Answer, turn: int) -> str:
     return text
 
 
+def resolved_question(turn: Turn) -> str:
+    """Return how a follow-up was understood ("模力高地的面积呢？"), or "" when it was taken as asked."""
+    resolved = turn.answer.resolved_question.strip() if turn.answer is not None else ""
+    return resolved if resolved and resolved != turn.question.strip() else ""
+
+
+def resolved_note(turn: Turn) -> str:
+    """Return the line above an answer that says how its follow-up question was understood."""
+    resolved = resolved_question(turn)
+    return f'<span class="note resolved">理解为：{md_text(resolved)}</span>\n\n' if resolved else ""
+
+
 def streaming_message(text: str) -> str:
     """Return a partial answer as a chat message (markers shown, not yet clickable)."""
     parts = _MARKER.split(text)  # text, number, text, number, …, text
@@ -207,7 +219,7 @@ def chat_messages(turns: Sequence[Turn], pending: tuple[str, str] | None = None)
     for i, turn in enumerate(turns):
         messages.append({"role": "user", "content": md_text(turn.question)})
         if turn.answer is not None:
-            content = answer_message(turn.answer, i)
+            content = resolved_note(turn) + answer_message(turn.answer, i)
         else:
             content = f'<span class="note error">{md_text(turn.error)}</span>'
         messages.append({"role": "assistant", "content": content})
@@ -454,10 +466,13 @@ class ChatApp:
             return
         yield from self._answer(turns[-1].question, list(turns[:-1]), mode, k, answer_mode)
 
-    def _answer(self, question: str, turns: list[Turn], mode: str, k: float, answer_mode: str) -> Iterator[tuple]:
+    def _answer(self, question: str, turns: list[Turn], mode: str, k: float, answer_mode: str,
+                literal: bool = False) -> Iterator[tuple]:
         yield "", chat_messages(turns, (question, "")), turns, sources_placeholder("正在检索……"), ""
         answerer = self.answerer()  # one index for the whole answer, even if the knowledge base changes meanwhile
-        history = [t.question for t in turns]
+        # Earlier questions as they were understood, so the topic carries over several follow-ups;
+        # `literal` asks the question as typed, with no conversation.
+        history = [] if literal else [resolved_question(t) or t.question for t in turns]
         partial, answer = "", None
         try:
             for item in self._stream(answerer, question, history, mode, int(k), answer_mode):
@@ -479,6 +494,25 @@ class ChatApp:
             turn = Turn(question, answer, documents=documents)
         turns = turns + [turn]
         yield gr.update(), chat_messages(turns), turns, sources_overview(turn, len(turns) - 1), copy_text(turn)
+
+    def ask_literal(self, turns: list[Turn], mode: str, k: float, answer_mode: str):
+        """Answer the last question again as typed, without the conversation (the follow-up was misread)."""
+        if not turns:
+            yield gr.update(), gr.update(), turns, gr.update(), gr.update()
+            return
+        yield from self._answer(turns[-1].question, list(turns[:-1]), mode, k, answer_mode, literal=True)
+
+    def follow_up_view(self, turns: list[Turn]):
+        """Return the bar under the chat for the last answer's follow-up: how it was understood, or hidden."""
+        resolved = resolved_question(turns[-1]) if turns else ""
+        if not resolved:
+            return gr.update(visible=False), ""
+        return gr.update(visible=True), f"上一问“{md_text(turns[-1].question)}”理解为：**{md_text(resolved)}**"
+
+    def edit_resolved(self, turns: list[Turn]):
+        """Put the last follow-up, as understood, into the question box for correcting."""
+        resolved = resolved_question(turns[-1]) if turns else ""
+        return resolved or gr.update()
 
     def clear(self):
         """Return an empty conversation."""
@@ -632,6 +666,10 @@ class ChatApp:
                     question = gr.Textbox(placeholder="输入问题，按回车发送（Shift+回车换行）", show_label=False,
                                           lines=1, max_lines=4, scale=6, elem_id="question", autofocus=True)
                     send = gr.Button("发送", variant="primary", scale=1, min_width=80, elem_id="send")
+                with gr.Row(elem_id="follow-up", visible=False) as follow_up:
+                    follow_up_text = gr.Markdown("", elem_id="follow-up-text")
+                    literal = gr.Button("按原话提问（不结合上文）", size="sm", elem_id="ask-literal")
+                    edit = gr.Button("修改理解后再问", size="sm", elem_id="edit-resolved")
                 with gr.Row(elem_id="chat-actions"):
                     retry = gr.Button("↻ 重新回答", size="sm", elem_id="retry")
                     copy = gr.Button("复制回答", size="sm", elem_id="copy")
@@ -663,15 +701,24 @@ class ChatApp:
         settings = [mode, k, answer_mode]
         outputs = [question, chatbot, turns, sources, copy_value]
         hidden = {"api_visibility": "private"}
+        follow_up_views = {"fn": self.follow_up_view, "inputs": [turns], "outputs": [follow_up, follow_up_text],
+                           "show_progress": "hidden", **hidden}
         for trigger in (question.submit, send.click):
             trigger(self.respond, [question, turns, *settings], outputs, concurrency_limit=ANSWER_SLOTS, **hidden).then(
-                lambda: (gr.update(visible=False), gr.update(visible=False)), None, [view_article, article], **hidden)
+                lambda: (gr.update(visible=False), gr.update(visible=False)), None, [view_article, article], **hidden
+            ).then(**follow_up_views)
         if shown is not None:  # clicking an example asks it
             shown.load_input_event.then(self.respond, [question, turns, *settings], outputs, concurrency_limit=ANSWER_SLOTS,
-                                        **hidden)
-        retry.click(self.retry, [turns, *settings], outputs, concurrency_limit=ANSWER_SLOTS, **hidden)
+                                        **hidden).then(**follow_up_views)
+        retry.click(self.retry, [turns, *settings], outputs, concurrency_limit=ANSWER_SLOTS, **hidden).then(
+            **follow_up_views)
+        literal.click(self.ask_literal, [turns, *settings], outputs, concurrency_limit=ANSWER_SLOTS, **hidden).then(
+            **follow_up_views)
+        edit.click(self.edit_resolved, [turns], [question], show_progress="hidden", **hidden)
         chatbot.clear(self.clear, None, [chatbot, turns, sources, copy_value, focus, view_article, article], **hidden)
         clear.click(self.clear, None, [chatbot, turns, sources, copy_value, focus, view_article, article], **hidden)
+        for trigger in (clear.click, chatbot.clear):
+            trigger(lambda: gr.update(visible=False), None, [follow_up], **hidden)
         copy.click(None, [copy_value], None, js=_COPY_JS, **hidden)
         cite_open.click(self.open_source, [cite_key, turns], [sources, focus, view_article, article],
                         show_progress="hidden", **hidden)
