@@ -892,10 +892,17 @@ def _status(lines: Sequence[str]) -> str:
     return "\n\n".join(md_text(line) for line in lines)
 
 
+# What each stage of an index update is called on the page (stages of build_index and KnowledgeBase).
+_STAGES = {"read": "读取并切分文档", "bm25": "建立关键词索引", "save": "保存索引", "load": "载入新索引"}
+
+
 def _progress(progress) -> Callable[[str, int, int], None]:
     def update(stage: str, done: int, total: int) -> None:
-        # Only new text is embedded, so `done` may stop short of `total`: cached passages are skipped.
-        progress((done, max(done, total)), desc=f"嵌入新段落（{done}）")
+        if stage == "embed":  # counts only the text not yet in the cache, batch by batch
+            if total:
+                progress((done, total), desc="嵌入新内容（段落与句子）", unit="条")
+            return
+        progress(None, desc=_STAGES.get(stage, stage))
 
     return update
 

@@ -341,6 +341,8 @@ class KnowledgeBase:
         if self._embedder is None:
             self._embedder = make_embedder(DEFAULT_MODEL, long_lived=True)
         report = build_index(self.docs_dir, self.index_dir, self._embedder, progress=progress)
+        if progress:
+            progress("load", 0, 1)
         self._index = load_index(self.index_dir, self._embedder)
         return report
 
