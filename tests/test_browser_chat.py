@@ -47,3 +47,65 @@ def test_a_follow_up_shows_how_it_was_understood_and_can_be_asked_as_typed(page)
     assert page.locator("#chat [data-testid='bot']").count() == bots
     assert page.locator("#chat [data-testid='user']").last.inner_text().strip() == "那它的面积呢？"
     bar.wait_for(state="hidden")
+
+
+def _docs_dir(page) -> Path:
+    """The documents folder of the server behind `page`, as its header names it."""
+    return Path(page.inner_text(".app-sub").split("文档目录", 1)[1].strip())
+
+
+LAB = "\n渝州量子实验室于2026年8月8日揭牌，首任主任是林晓舟。\n"
+
+
+def test_an_edited_document_is_noticed_and_one_click_updates_the_index(page):
+    docs = _docs_dir(page)
+    edited = sorted(docs.glob("004_*.txt"))[0]
+    edited.write_text(edited.read_text(encoding="utf-8") + LAB, encoding="utf-8")
+    before = ask(page, "渝州量子实验室的首任主任是谁？")  # answered from the index as loaded
+    assert "林晓舟" not in before
+    notice = page.locator("#index-notice")
+    notice.wait_for(state="visible")
+    assert f"已修改 {edited.name}" in notice.inner_text() and "回答仍基于原来的文档" in notice.inner_text()
+    _screenshot(page, "docs-changed")
+    page.click("#index-update")
+    notice.wait_for(state="hidden")
+    assert "林晓舟" in ask(page, "渝州量子实验室的首任主任是谁？")
+
+
+def test_a_build_by_another_process_is_switched_to_and_said(page, embedder):
+    from rag.index import build_index
+
+    docs = _docs_dir(page)
+    (docs / "ferry2.txt").write_text(
+        "嘉陵江智能渡轮试运行\n\n2026年3月18日，重庆嘉陵江首艘智能渡轮“渝智二号”开始试运行。该渡轮可搭载乘客150人。\n",
+        encoding="utf-8")
+    build_index(docs, docs.parent / "index", embedder)  # what `rag index` in another terminal does
+    page.reload()
+    page.wait_for_selector("#question textarea")
+    notice = page.locator("#index-notice")
+    notice.wait_for(state="visible")
+    assert "已换用磁盘上更新的索引" in notice.inner_text() and "6 篇文档" in notice.inner_text()
+    page.wait_for_function("() => document.querySelector('.app-sub').innerText.includes('6 篇文档')")
+    assert page.locator("#index-update").is_hidden()  # the new build matches the folder: nothing to update
+    _screenshot(page, "switched")
+    assert "150人" in ask(page, "渝智二号渡轮可以搭载多少乘客？")
+
+
+def test_an_old_citation_into_a_deleted_file_says_it_was_deleted(page):
+    assert "150人" in ask(page, "渝智二号渡轮可以搭载多少乘客？")
+    docs = _docs_dir(page)
+    page.get_by_role("tab", name="知识库").click()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#delete-choice input").fill("ferry2.txt")
+    page.keyboard.press("Enter")
+    page.click("#delete-button")
+    page.wait_for_function("() => document.querySelector('#kb-status').innerText.includes('已删除 ferry2.txt')")
+    page.locator("#index-notice").wait_for(state="hidden")  # the switch it reported is no longer the live build
+    assert not (docs / "ferry2.txt").exists()
+    page.get_by_role("tab", name="对话").click()
+    panel = open_citation(page, 1)
+    assert "这篇文档（ferry2.txt）已从知识库删除" in panel and "150人" in panel
+    page.click("#view-article")
+    page.wait_for_selector("#article mark#article-mark")
+    assert "已从知识库删除" in page.inner_text("#article")
+    _screenshot(page, "deleted-source")
