@@ -444,7 +444,11 @@ class Answerer:
         k: int | None = None,
         answer_mode: AnswerMode | str | None = None,
     ) -> Iterator[str | Answer]:
-        """Yield pieces of answer text as they are ready, then the final `Answer`."""
+        """Yield pieces of answer text, then the final `Answer`.
+
+        An LLM's pieces come as it writes them; an offline answer is complete before its first piece,
+        so its pieces (one per cited sentence) come at once.
+        """
         began = time.perf_counter()
         question = check_question(question)
         answer_mode = AnswerMode(answer_mode or self.default_mode)

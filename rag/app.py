@@ -1,6 +1,6 @@
 """The chat page (`rag chat`): a Gradio app over the pipeline.
 
-Tabs: 对话 (streamed answers with clickable [n] citations and a sources panel), 知识库 (list, upload,
+Tabs: 对话 (answers with clickable [n] citations and a sources panel; an LLM's answer streamed), 知识库 (list, upload,
 delete, rebuild), 评测 (the gold-set evaluation). The answer function is also the `/ask` API, and the
 knowledge base's list, upload and delete are `/documents`, `/add_document` and `/delete_document`.
 
@@ -496,13 +496,16 @@ class ChatApp:
         # `literal` asks the question as typed, with no conversation.
         history = [] if literal else [resolved_question(t) or t.question for t in turns]
         partial, answer = "", None
+        # Only an LLM's answer is worth streaming. The reader's and the sentence picker's are whole after
+        # 10-60 ms, before their first piece: sent piece by piece they reached the page at once anyway.
+        streamed = AnswerMode(answer_mode) is AnswerMode.LLM and answerer.llm_available
         try:
             for item in self._stream(answerer, question, history, mode, int(k), answer_mode):
                 if isinstance(item, Answer):
                     answer = item
                 elif isinstance(item, Discard):  # the LLM failed mid-answer: what it streamed is dropped
                     partial = ""
-                else:
+                elif streamed:
                     partial += item
                     yield gr.update(), chat_messages(turns, (question, partial)), turns, gr.update(), gr.update()
         except QuestionError as exc:
