@@ -109,3 +109,30 @@ def test_an_old_citation_into_a_deleted_file_says_it_was_deleted(page):
     page.wait_for_selector("#article mark#article-mark")
     assert "已从知识库删除" in page.inner_text("#article")
     _screenshot(page, "deleted-source")
+
+
+def test_an_upload_shows_progress_that_advances_toward_the_true_total(page, tmp_path, seeds_dir):
+    import random
+    import re
+
+    # A new arrangement of the seeds' sentences: a few hundred texts the cache has never seen.
+    text = "".join(p.read_text(encoding="utf-8") for p in sorted(seeds_dir.glob("*.txt")))
+    sentences = [s + "。" for s in text.replace("\n", "").split("。") if s]
+    random.Random(1).shuffle(sentences)
+    path = tmp_path / "shuffled.txt"
+    path.write_text("重排的资料\n\n" + "\n".join("".join(sentences[i : i + 3]).replace("重庆", "渝都")
+                                                  for i in range(0, len(sentences), 3)), encoding="utf-8")
+    page.get_by_role("tab", name="知识库").click()
+    page.wait_for_selector("#upload-button")
+    # Every progress text the page renders is recorded, however briefly it is shown.
+    page.evaluate("""() => { window.__progress = new Set();
+        new MutationObserver(() => document.querySelectorAll('.progress-text, .meta-text, .progress-level-inner').forEach(
+            (e) => window.__progress.add(e.innerText))).observe(document.body, {subtree: true, childList: true,
+                                                                               characterData: true}); }""")
+    status = upload(page, path)
+    embedded = int(re.search(r"新嵌入 (\d+) 段", status).group(1))
+    seen = " | ".join(page.evaluate("() => [...window.__progress]"))
+    assert "嵌入新内容（段落与句子）" in seen
+    counts = {(int(a), int(b)) for a, b in re.findall(r"(\d+)/(\d+) 条", seen)}
+    assert {total for _, total in counts} == {embedded}  # the texts to embed, not the corpus
+    assert any(0 < done < embedded for done, _ in counts)  # it moved before the end
