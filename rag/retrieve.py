@@ -157,6 +157,7 @@ _ATTRIBUTES = frozenset("""
 _QUOTED = re.compile(r"[“「『\"]([^“”「」『』\"]{2,24})[”」』\"]")
 _NOUNISH = ("n", "j", "eng")
 _MODIFIERS = ("a", "b", "vn", "an")
+_WORD = re.compile(r"[\w\u3400-\u9fff]")
 
 
 def question_topic(question: str) -> str:
@@ -168,8 +169,8 @@ def question_topic(question: str) -> str:
     quoted = _QUOTED.search(question)
     if quoted:
         return quoted.group(1).strip()
-    words = _original_words(question)
-    tags = dict(_tags(question))
+    words = textmod.spelled_words(question)
+    tags = dict(textmod.tagged_words(question))
     parts: list[str] = []
     for i, word in enumerate(words):
         norm = textmod.normalize(word)
@@ -190,26 +191,6 @@ def question_topic(question: str) -> str:
         parts.pop()
     topic = "".join(parts).strip()
     return topic if len(topic) >= 2 else ""
-
-
-_WORD = re.compile(r"[\w\u3400-\u9fff]")
-
-
-def _tags(text: str) -> list[tuple[str, str]]:
-    return [(w, f) for w, f in textmod._tagger().lcut(textmod.normalize(text))]
-
-
-def _original_words(text: str) -> list[str]:
-    """Return jieba's words of `text` as spelled in `text` (Traditional stays Traditional)."""
-    normalized = textmod.normalize(text)
-    words = [w for w in textmod._jieba().lcut(normalized)]
-    if len(normalized) != len(text):  # NFKC changed the length: show the normalized spelling
-        return words
-    out, at = [], 0
-    for word in words:
-        out.append(text[at : at + len(word)])
-        at += len(word)
-    return out
 
 
 def is_follow_up(question: str) -> bool:
@@ -256,7 +237,7 @@ def _with_topic(question: str, topic: str) -> str:
     """Return `question` with its pronoun replaced by `topic`, or `topic` put in front of it."""
     if textmod.squash(topic) in textmod.squash(question):
         return question  # it names the topic already
-    words = _original_words(question)
+    words = textmod.spelled_words(question)
     norms = [textmod.normalize(w) for w in words]
     while norms and norms[0] in ("那", "那么", ",", "，", " "):
         words, norms = words[1:], norms[1:]
@@ -273,5 +254,5 @@ def _with_topic(question: str, topic: str) -> str:
         return topic
     if textmod.cjk_ratio(rest[:1]) == 0:  # English: "What about its size?" keeps the key terms up front
         return f"{topic} {rest}"
-    first = dict(_tags(rest)).get(norms[0], "") if norms else ""
+    first = dict(textmod.tagged_words(rest)).get(norms[0], "") if norms else ""
     return topic + ("的" if first.startswith("n") else "") + rest  # "面积呢？" → "模力高地的面积呢？"
