@@ -1,6 +1,6 @@
 """The chat page (`rag chat`): a Gradio app over the pipeline.
 
-Tabs: 对话 (streamed answers with clickable [n] citations and a sources panel), 知识库 (list, upload,
+Tabs: 对话 (answers with clickable [n] citations and a sources panel; an LLM's answer streamed), 知识库 (list, upload,
 delete, rebuild), 评测 (the gold-set evaluation). The answer function is also the `/ask` API, and the
 knowledge base's list, upload and delete are `/documents`, `/add_document` and `/delete_document`.
 
@@ -27,6 +27,7 @@ from gradio.utils import get_upload_folder
 from rag.answer import Answerer
 from rag.reader.reader import Reader
 from rag.config import Settings, load_settings
+from rag.freshness import FreshnessCheck
 from rag.index import IndexProblem
 from rag.kb import CONVERTED_SUFFIXES, MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, KnowledgeBase, UploadError
 from rag.llm import Discard
@@ -45,6 +46,8 @@ API_MAX_K = 50
 # places extractive questions need (with two slots, two slow LLM calls held /ask for a minute).
 LLM_SLOTS = 2
 ANSWER_SLOTS = 2 + LLM_SLOTS
+# How often an open page checks the disk for a newer index or edited documents (a stat per file).
+NOTICE_SECONDS = 15
 
 # Questions about facts the seed articles state, checked to be answered (none is in eval/gold.jsonl).
 # Only those the live index answers are shown, so another corpus falls back to its titles.
@@ -154,6 +157,7 @@ class Focus:
     orig_start: int
     orig_end: int
     answer: tuple[int, int] | None = None  # the short answer's span inside it, when there is one
+    note: str = ""  # said above the text when the document was deleted or changed since the answer
 
 
 # --- rendering ---------------------------------------------------------------------------------
@@ -195,6 +199,18 @@ def answer_message(answer: Answer, turn: int) -> str:
     return text
 
 
+def resolved_question(turn: Turn) -> str:
+    """Return how a follow-up was understood ("模力高地的面积呢？"), or "" when it was taken as asked."""
+    resolved = turn.answer.resolved_question.strip() if turn.answer is not None else ""
+    return resolved if resolved and resolved != turn.question.strip() else ""
+
+
+def resolved_note(turn: Turn) -> str:
+    """Return the line above an answer that says how its follow-up question was understood."""
+    resolved = resolved_question(turn)
+    return f'<span class="note resolved">理解为：{md_text(resolved)}</span>\n\n' if resolved else ""
+
+
 def streaming_message(text: str) -> str:
     """Return a partial answer as a chat message (markers shown, not yet clickable)."""
     parts = _MARKER.split(text)  # text, number, text, number, …, text
@@ -207,7 +223,7 @@ def chat_messages(turns: Sequence[Turn], pending: tuple[str, str] | None = None)
     for i, turn in enumerate(turns):
         messages.append({"role": "user", "content": md_text(turn.question)})
         if turn.answer is not None:
-            content = answer_message(turn.answer, i)
+            content = resolved_note(turn) + answer_message(turn.answer, i)
         else:
             content = f'<span class="note error">{md_text(turn.error)}</span>'
         messages.append({"role": "assistant", "content": content})
@@ -326,7 +342,8 @@ def article_view(focus: Focus) -> str:
     """Return the whole original file with the focused span highlighted in place."""
     doc = focus.document
     body = _highlight(doc.original, focus.orig_start, focus.orig_end, "article-mark", focus.answer)
-    return (f'<div class="article-box"><div class="sources-head">全文</div>{_meta(doc.title, doc.date, doc.file)}'
+    note = f'<p class="note source-gone">{esc(focus.note)}</p>' if focus.note else ""
+    return (f'<div class="article-box"><div class="sources-head">全文</div>{note}{_meta(doc.title, doc.date, doc.file)}'
             f'<div class="article">{body}</div></div>')
 
 
@@ -357,10 +374,27 @@ class ChatApp:
         self.reader = Reader()  # one reader for every question: it loads its weights on first use
         # Where Gradio saves uploads (GRADIO_TEMP_DIR, else <tmp>/gradio), read as gr.Blocks reads it.
         self.upload_dir = Path(get_upload_folder()).resolve()
+        self.freshness = FreshnessCheck(kb.docs_dir, kb.index_dir)  # what changed on disk under the live index
+        self._adopted: tuple[Path | None, str] = (None, "")  # the build switched to from disk, and the note
 
     def answerer(self) -> Answerer:
         """Return an answerer over the live index (cheap: it shares the loaded index and the reader)."""
+        self._follow_disk()  # a build another process finished is answered from (checked every 2 s at most)
         return Answerer(self.kb.index, settings=self.settings, reader=self.reader)
+
+    def _follow_disk(self):
+        """Switch to a newer build on disk, if there is one; return the live index and how the disk differs."""
+        index = self.kb.index
+        state = self.freshness.check(index.path, index.manifest)
+        if state.newer_build:
+            adopted = self.kb.adopt_newer_build()
+            if adopted is not None:
+                index = adopted
+                built = str(adopted.manifest.get("built_at", ""))[:19].replace("T", " ")
+                self._adopted = (adopted.path, f"已换用磁盘上更新的索引（另一进程于 {built} UTC 建成）："
+                                               f"{len(adopted.documents)} 篇文档，{len(adopted.chunks)} 个段落。")
+                state = self.freshness.check(index.path, index.manifest, force=True)
+        return self.kb.index, state
 
     # API ---------------------------------------------------------------------------------------
 
@@ -454,18 +488,24 @@ class ChatApp:
             return
         yield from self._answer(turns[-1].question, list(turns[:-1]), mode, k, answer_mode)
 
-    def _answer(self, question: str, turns: list[Turn], mode: str, k: float, answer_mode: str) -> Iterator[tuple]:
+    def _answer(self, question: str, turns: list[Turn], mode: str, k: float, answer_mode: str,
+                literal: bool = False) -> Iterator[tuple]:
         yield "", chat_messages(turns, (question, "")), turns, sources_placeholder("正在检索……"), ""
         answerer = self.answerer()  # one index for the whole answer, even if the knowledge base changes meanwhile
-        history = [t.question for t in turns]
+        # Earlier questions as they were understood, so the topic carries over several follow-ups;
+        # `literal` asks the question as typed, with no conversation.
+        history = [] if literal else [resolved_question(t) or t.question for t in turns]
         partial, answer = "", None
+        # Only an LLM's answer is worth streaming. The reader's and the sentence picker's are whole after
+        # 10-60 ms, before their first piece: sent piece by piece they reached the page at once anyway.
+        streamed = AnswerMode(answer_mode) is AnswerMode.LLM and answerer.llm_available
         try:
             for item in self._stream(answerer, question, history, mode, int(k), answer_mode):
                 if isinstance(item, Answer):
                     answer = item
                 elif isinstance(item, Discard):  # the LLM failed mid-answer: what it streamed is dropped
                     partial = ""
-                else:
+                elif streamed:
                     partial += item
                     yield gr.update(), chat_messages(turns, (question, partial)), turns, gr.update(), gr.update()
         except QuestionError as exc:
@@ -479,6 +519,29 @@ class ChatApp:
             turn = Turn(question, answer, documents=documents)
         turns = turns + [turn]
         yield gr.update(), chat_messages(turns), turns, sources_overview(turn, len(turns) - 1), copy_text(turn)
+
+    def ask_literal(self, turns: list[Turn], mode: str, k: float, answer_mode: str):
+        """Answer the last question again as typed, without the conversation (the follow-up was misread)."""
+        if not turns:
+            yield gr.update(), gr.update(), turns, gr.update(), gr.update()
+            return
+        yield from self._answer(turns[-1].question, list(turns[:-1]), mode, k, answer_mode, literal=True)
+
+    def follow_up_view(self, turns: list[Turn]):
+        """Return the bar under the chat for the last answer's follow-up: how it was understood, or hidden."""
+        resolved = resolved_question(turns[-1]) if turns else ""
+        if not resolved:
+            return gr.update(visible=False), ""
+        return gr.update(visible=True), f"上一问“{md_text(turns[-1].question)}”理解为：**{md_text(resolved)}**"
+
+    def after_answer(self, turns: list[Turn]):
+        """Return the follow-up bar and the index notice, refreshed after an answer."""
+        return (*self.follow_up_view(turns), *self.index_notice())
+
+    def edit_resolved(self, turns: list[Turn]):
+        """Put the last follow-up, as understood, into the question box for correcting."""
+        resolved = resolved_question(turns[-1]) if turns else ""
+        return resolved or gr.update()
 
     def clear(self):
         """Return an empty conversation."""
@@ -495,7 +558,21 @@ class ChatApp:
             panel, focus = focused_passage(turn, number)
         else:
             panel, focus = focused_citation(turn, turn_index, number)
+        if focus is not None:
+            note = self.source_note(focus.document)
+            if note:  # an old answer's source was deleted or edited since: say so above the passage
+                panel = f'<p class="note source-gone">{esc(note)}</p>' + panel
+                focus = replace(focus, note=note)
         return panel, focus, gr.update(visible=focus is not None), gr.update(value="", visible=False)
+
+    def source_note(self, document: Document) -> str:
+        """Return a note when `document` (as an answer saw it) was since deleted or changed, else ""."""
+        live = next((d for d in self.kb.index.documents.values() if d.file == document.file), None)
+        if live is None:
+            return f"这篇文档（{document.file}）已从知识库删除：下面是回答时的原文，新的提问不会再引用它。"
+        if live.sha256 != document.sha256:
+            return f"这篇文档（{document.file}）在回答之后已修改：下面是回答时的版本，与现在的文件不同。"
+        return ""
 
     def show_article(self, focus: Focus | None):
         """Show the whole original article of the focused passage, the span highlighted."""
@@ -595,6 +672,10 @@ class ChatApp:
         llm = answerer.llm_available
         with gr.Blocks(title="问渝 · 有出处的中文问答", analytics_enabled=False) as demo:
             header = gr.HTML(self.header())
+            with gr.Row(elem_id="index-notice", visible=False) as notice:
+                notice_text = gr.Markdown("", elem_id="index-notice-text")
+                update_index = gr.Button("更新索引", size="sm", variant="primary", elem_id="index-update", visible=False)
+            self._notice_outputs = [notice, notice_text, update_index, header]
             turns = gr.State([])
             focus = gr.State(None)
             with gr.Tabs():
@@ -612,8 +693,47 @@ class ChatApp:
             gr.api(self.remove_document, api_name="delete_document", concurrency_id="kb", concurrency_limit=1)
             # Values given at build time are the page's defaults; a page opened after a knowledge-base
             # change must show the documents as they are now.
-            demo.load(self.page_views, None, [header, table, choice], api_visibility="private")
+            notice_views = {"fn": self.index_notice, "outputs": self._notice_outputs, "show_progress": "hidden",
+                            "api_visibility": "private", "concurrency_id": "notice", "concurrency_limit": 1}
+            demo.load(**notice_views).then(self.page_views, None, [header, table, choice], api_visibility="private")
+            # A page left open notices another process's build or an edited document without a question.
+            gr.Timer(NOTICE_SECONDS).tick(**notice_views)
+            update_index.click(self.update_index, None, [*self._notice_outputs, table, choice], api_visibility="private",
+                               concurrency_id="kb", concurrency_limit=1)
         return demo
+
+    def index_notice(self):
+        """Return the notice above the tabs: a newer build on disk (switched to) or changed documents.
+
+        A build another process finished (`rag index`) is complete and checked when loaded, and it is
+        what that user asked for: it is switched to at once. Edited or added files are only reported,
+        with a button to update: a file may be half-saved, and an update costs the CPU while answering.
+        """
+        index, state = self._follow_disk()
+        lines, offer_update = [], False
+        adopted_path, adopted_message = self._adopted
+        if adopted_path == index.path:
+            lines.append(adopted_message)
+        if self.kb.changing:
+            lines.append("索引正在更新，完成后自动换用；在此之前，回答仍基于原索引。")
+        elif state.documents_changed:
+            parts = [f"{what} {'、'.join(names[:3])}{' 等' if len(names) > 3 else ''}"
+                     for what, names in (("已修改", state.changed), ("新增", state.added), ("已移除", state.removed))
+                     if names]
+            lines.append(f"文档目录有改动，索引尚未更新（{'；'.join(parts)}）：回答仍基于原来的文档。"
+                         "点“更新索引”重建（只嵌入改动的内容）。")
+            offer_update = True
+        text = "\n\n".join(md_text(line) for line in lines)
+        return gr.update(visible=bool(lines)), text, gr.update(visible=offer_update), self.header()
+
+    def update_index(self, progress=gr.Progress()):
+        """Rebuild the index from the documents folder (the notice's button); return the notice and the KB views."""
+        try:
+            self.kb.rebuild(progress=_progress(progress))
+        except (FileNotFoundError, IndexProblem) as exc:
+            gr.Warning(f"索引未更新，原索引仍在使用：{exc}")
+        table, choice, _, _ = self._kb_views("")
+        return (*self.index_notice(), table, choice)
 
     def page_views(self):
         """Return the header, document table and delete choices for a newly opened page."""
@@ -632,6 +752,10 @@ class ChatApp:
                     question = gr.Textbox(placeholder="输入问题，按回车发送（Shift+回车换行）", show_label=False,
                                           lines=1, max_lines=4, scale=6, elem_id="question", autofocus=True)
                     send = gr.Button("发送", variant="primary", scale=1, min_width=80, elem_id="send")
+                with gr.Row(elem_id="follow-up", visible=False) as follow_up:
+                    follow_up_text = gr.Markdown("", elem_id="follow-up-text")
+                    literal = gr.Button("按原话提问（不结合上文）", size="sm", elem_id="ask-literal")
+                    edit = gr.Button("修改理解后再问", size="sm", elem_id="edit-resolved")
                 with gr.Row(elem_id="chat-actions"):
                     retry = gr.Button("↻ 重新回答", size="sm", elem_id="retry")
                     copy = gr.Button("复制回答", size="sm", elem_id="copy")
@@ -663,15 +787,25 @@ class ChatApp:
         settings = [mode, k, answer_mode]
         outputs = [question, chatbot, turns, sources, copy_value]
         hidden = {"api_visibility": "private"}
+        follow_up_views = {"fn": self.after_answer, "inputs": [turns],
+                           "outputs": [follow_up, follow_up_text, *self._notice_outputs], "show_progress": "hidden",
+                           **hidden}
         for trigger in (question.submit, send.click):
             trigger(self.respond, [question, turns, *settings], outputs, concurrency_limit=ANSWER_SLOTS, **hidden).then(
-                lambda: (gr.update(visible=False), gr.update(visible=False)), None, [view_article, article], **hidden)
+                lambda: (gr.update(visible=False), gr.update(visible=False)), None, [view_article, article], **hidden
+            ).then(**follow_up_views)
         if shown is not None:  # clicking an example asks it
             shown.load_input_event.then(self.respond, [question, turns, *settings], outputs, concurrency_limit=ANSWER_SLOTS,
-                                        **hidden)
-        retry.click(self.retry, [turns, *settings], outputs, concurrency_limit=ANSWER_SLOTS, **hidden)
+                                        **hidden).then(**follow_up_views)
+        retry.click(self.retry, [turns, *settings], outputs, concurrency_limit=ANSWER_SLOTS, **hidden).then(
+            **follow_up_views)
+        literal.click(self.ask_literal, [turns, *settings], outputs, concurrency_limit=ANSWER_SLOTS, **hidden).then(
+            **follow_up_views)
+        edit.click(self.edit_resolved, [turns], [question], show_progress="hidden", **hidden)
         chatbot.clear(self.clear, None, [chatbot, turns, sources, copy_value, focus, view_article, article], **hidden)
         clear.click(self.clear, None, [chatbot, turns, sources, copy_value, focus, view_article, article], **hidden)
+        for trigger in (clear.click, chatbot.clear):
+            trigger(lambda: gr.update(visible=False), None, [follow_up], **hidden)
         copy.click(None, [copy_value], None, js=_COPY_JS, **hidden)
         cite_open.click(self.open_source, [cite_key, turns], [sources, focus, view_article, article],
                         show_progress="hidden", **hidden)
@@ -703,9 +837,12 @@ class ChatApp:
         status = gr.Markdown("", elem_id="kb-status")
         hidden = {"api_visibility": "private", "concurrency_id": "kb", "concurrency_limit": 1}
         views = [table, choice, status, header]
-        upload.click(self.upload, [files], views + [files], **hidden)
-        delete.click(self.delete, [choice], views, js=_CONFIRM_DELETE_JS, **hidden)
-        rebuild.click(self.rebuild, None, views, **hidden)
+        # After a change of ours the notice about the disk is out of date (a switch it reported, files it listed).
+        notice = {"fn": self.index_notice, "outputs": self._notice_outputs, "show_progress": "hidden",
+                  "api_visibility": "private"}
+        upload.click(self.upload, [files], views + [files], **hidden).then(**notice)
+        delete.click(self.delete, [choice], views, js=_CONFIRM_DELETE_JS, **hidden).then(**notice)
+        rebuild.click(self.rebuild, None, views, **hidden).then(**notice)
         return table, choice
 
     def _eval_tab(self) -> None:
@@ -845,10 +982,17 @@ def _status(lines: Sequence[str]) -> str:
     return "\n\n".join(md_text(line) for line in lines)
 
 
+# What each stage of an index update is called on the page (stages of build_index and KnowledgeBase).
+_STAGES = {"read": "读取并切分文档", "bm25": "建立关键词索引", "save": "保存索引", "load": "载入新索引"}
+
+
 def _progress(progress) -> Callable[[str, int, int], None]:
     def update(stage: str, done: int, total: int) -> None:
-        # Only new text is embedded, so `done` may stop short of `total`: cached passages are skipped.
-        progress((done, max(done, total)), desc=f"嵌入新段落（{done}）")
+        if stage == "embed":  # counts only the text not yet in the cache, batch by batch
+            if total:
+                progress((done, total), desc="嵌入新内容（段落与句子）", unit="条")
+            return
+        progress(None, desc=_STAGES.get(stage, stage))
 
     return update
 

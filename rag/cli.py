@@ -213,10 +213,15 @@ def _progress_bar():
     bars: dict[str, tqdm] = {}
 
     def update(stage: str, done: int, total: int) -> None:
+        # A build's short stages (read, bm25, save, load) get no bar; embedding counts the texts
+        # (passages and sentences) not yet in the cache, advancing after each batch.
+        if stage in ("read", "bm25", "save", "load") or (stage == "embed" and total == 0 and stage not in bars):
+            return
         bar = bars.get(stage)
         if bar is None:
-            unit = "chunk" if stage == "embed" else "question"
-            bar = bars[stage] = tqdm(total=total, desc=stage, unit=unit, file=getattr(sys.stderr, "unescaped", sys.stderr), leave=False)
+            desc, unit = ("embedding new text", "text") if stage == "embed" else (stage, "question")
+            bar = bars[stage] = tqdm(total=total, desc=desc, unit=unit, file=getattr(sys.stderr, "unescaped", sys.stderr),
+                                     leave=stage == "embed")
         bar.update(done - bar.n)
         if done >= total:
             bar.close()

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from rag.clean import clean
 from rag.embed import DEFAULT_MODEL, Embedder, make_embedder
-from rag.index import BuildReport, Index, IndexProblem, build_index, load_index, staleness
+from rag.index import BuildReport, Index, IndexProblem, build_index, current_build, load_index, staleness
 from rag.load import TEXT_SUFFIXES, DecodeError, decode, text_fingerprint
 
 log = logging.getLogger(__name__)
@@ -341,6 +341,8 @@ class KnowledgeBase:
         if self._embedder is None:
             self._embedder = make_embedder(DEFAULT_MODEL, long_lived=True)
         report = build_index(self.docs_dir, self.index_dir, self._embedder, progress=progress)
+        if progress:
+            progress("load", 0, 1)
         self._index = load_index(self.index_dir, self._embedder)
         return report
 
@@ -416,6 +418,34 @@ class KnowledgeBase:
         if not self.docs_dir.is_dir():
             return []
         return sorted(p for p in self.docs_dir.iterdir() if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
+
+    def adopt_newer_build(self) -> Index | None:
+        """Load the build `CURRENT` names when another process made it; return it, or None when nothing
+        changed, a change of this process is running, or the new build cannot be loaded (kept as is).
+
+        Swapping is safe as in `rebuild`: questions under way finish on the index they took.
+        """
+        if not self._change.acquire(blocking=False):
+            return None  # an upload, delete or rebuild of ours is switching builds right now
+        try:
+            loaded = self._index
+            try:
+                if loaded is not None and current_build(self.index_dir) == loaded.path:
+                    return None
+                index = load_index(self.index_dir, self._embedder)
+            except IndexProblem as exc:
+                log.warning("a newer index in %s cannot be loaded (%s); still serving the loaded one", self.index_dir, exc)
+                return None
+            self._embedder = index.embedder
+            self._index = index
+            return index
+        finally:
+            self._change.release()
+
+    @property
+    def changing(self) -> bool:
+        """True while an upload, delete or rebuild (or the start-up's background update) is running."""
+        return self._change.locked()
 
     def _inside(self, name: str) -> Path:
         """Return docs_dir/name, refusing any name that would resolve outside the folder."""

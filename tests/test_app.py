@@ -172,7 +172,9 @@ def test_copy_text_lists_the_sources(seed_answer):
 def test_respond_streams_then_stores_the_turn(seed_kb):
     app = ChatApp(seed_kb)
     updates = list(app.respond(QUESTION, [], "hybrid", 5, "extractive"))
-    assert len(updates) >= 3  # the question shown, at least one streamed piece, the final answer
+    # The question shown, then the whole answer: an offline answer is complete before its first
+    # piece, so the page gets it in one update (as the README says), never a half-shown sentence.
+    assert len(updates) == 2 and "…" == updates[0][1][-1]["content"]
     _, chat, turns, sources, copied = updates[-1]
     assert len(turns) == 1 and "200亿元" in turns[0].answer.text
     assert "cite-key-0-1" in chat[-1]["content"] and "本回答的出处" in sources and "200亿元" in copied
@@ -544,3 +546,21 @@ def test_slow_llm_answers_do_not_hold_up_extractive_ones(seed_kb, tmp_path):
     assert sum(f"within {timeout:g} s" in n for n in notes) == 2 and sum("LLM is busy" in n for n in notes) == 1
     assert all(r["mode"] != "llm" and "200亿元" in r["text"] for r in results)
     assert elapsed < 3 * timeout + 30
+
+
+def test_an_upload_reports_progress_in_chinese_with_the_true_total(docs_copy, index_copy, embedder, tmp_path):
+    kb = KnowledgeBase(docs_copy, index_copy, embedder)
+    kb.load()
+    calls = []
+
+    def progress(value, desc=None, unit="steps", **_):  # stands in for gr.Progress
+        calls.append((value, desc, unit))
+
+    good = tmp_path / "ferry.txt"
+    good.write_text("嘉陵江智能渡轮试运行\n\n渝智一号渡轮可搭载乘客120人。最高航速每小时25公里。\n", encoding="utf-8")
+    status = html.unescape(ChatApp(kb).upload([str(good)], progress=progress)[2])
+    embedded = int(re.search(r"新嵌入 (\d+) 段", status).group(1))
+    steps = [value for value, desc, unit in calls if desc == "嵌入新内容（段落与句子）" and unit == "条"]
+    assert steps and steps[-1] == (embedded, embedded)  # the texts embedded, not the corpus size
+    stages = [desc for value, desc, _ in calls if value is None]
+    assert stages[0] == "读取并切分文档" and stages[-1] == "载入新索引"
