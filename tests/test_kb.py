@@ -132,7 +132,7 @@ def test_html_is_converted_to_text_without_markup_or_scripts():
 def test_docx_is_converted_with_title_paragraphs_and_tables_in_order():
     text = prepare_upload("ferry.docx", docx_bytes()).data.decode("utf-8")
     lines = [line for line in text.split("\n") if line]
-    assert lines == ["渝智一号渡轮简介", "嘉陵江首艘智能渡轮“渝智一号”于2026年3月18日开始试运行。", "载客量 | 120人",
+    assert lines == ["渝智一号渡轮简介", "嘉陵江首艘智能渡轮“渝智一号”于2026年3月18日开始试运行。", "表1", "载客量：120人。",
                      "渡轮最高航速每小时25公里。"]
 
 
@@ -399,3 +399,33 @@ def test_html_inline_tags_do_not_split_sentences_and_scripts_stay_out_of_the_tit
     lines = [line for line in text.split("\n") if line.strip()]
     assert lines[0] == "重庆机器人产业" and "alert" not in text and "pwned" not in text
     assert "预计达到86吨。这一数字由市经信委发布，比上年增长12%，" in text
+
+
+# --- PDFs: pages, running headers, metadata (issue 15) --------------------------------------------
+
+
+def test_pdf_fact_on_page_3_is_cited_with_its_page_and_running_header_is_dropped(kb):
+    from tests.documents import RUNNING_HEADER, text_pdf
+
+    upload, _ = kb.add("航运报告.pdf", text_pdf())
+    doc = kb.index.documents["航运报告"]
+    assert doc.title == "嘉陵江航运年度报告（2025）"  # the PDF's own /Title
+    assert doc.original.count(RUNNING_HEADER) == 4 and RUNNING_HEADER not in doc.text  # kept in the file, not indexed
+    assert "第 3 页" in doc.original and "第 3 页" not in doc.text
+    answer = Answerer(kb.index).run("渝智一号渡轮可以搭载多少乘客？")
+    citation = answer.citations[0]
+    assert "一百二十人" in answer.text and citation.file == "航运报告.txt"
+    assert (citation.page, citation.location) == (3, "第3页")
+    assert doc.original[citation.orig_start:citation.orig_end] == citation.sentence  # exact span of the extracted text
+    assert answer.to_dict()["citations"][0]["page"] == 3  # what `rag ask --json` and /ask return
+    row = next(r for r in kb.documents() if r.file == "航运报告.txt")
+    assert "由 航运报告.pdf 转换" in row.note and "4页" in row.note
+
+
+def test_deleting_a_converted_document_removes_its_metadata_file(kb):
+    from tests.documents import text_pdf
+
+    kb.add("航运报告.pdf", text_pdf())
+    assert (kb.docs_dir / "航运报告.meta.json").exists()
+    kb.delete("航运报告.txt")
+    assert not (kb.docs_dir / "航运报告.meta.json").exists()
