@@ -429,3 +429,19 @@ def test_deleting_a_converted_document_removes_its_metadata_file(kb):
     assert (kb.docs_dir / "航运报告.meta.json").exists()
     kb.delete("航运报告.txt")
     assert not (kb.docs_dir / "航运报告.meta.json").exists()
+
+
+def test_html_navigation_text_is_dropped():
+    # Issue 14, item 10: a menu bar ("首页 | 关于") is page furniture, not content, in both extraction paths.
+    article = ("<html><head><title>渡轮</title><meta property='article:published_time' content='2026-03-19T08:00'>"
+               "</head><body><nav><a href='/'>首页</a> | <a href='/about'>关于</a></nav>"
+               "<div class='breadcrumb'>首页 &gt; 新闻</div><article><h1>嘉陵江智能渡轮试运行</h1>"
+               "<p>2026年3月18日，重庆嘉陵江首艘智能渡轮“渝智一号”开始试运行。该渡轮可搭载乘客120人，最高航速每小时25公里。</p>"
+               "</article><footer>版权所有 关于我们</footer></body></html>")
+    upload = prepare_upload("ferry.html", article.encode("utf-8"))
+    text = upload.data.decode("utf-8")
+    assert "首页" not in text and "关于" not in text and "版权所有" not in text and "可搭载乘客120人" in text
+    assert '"date": "2026-03-19"' in upload.meta.decode("utf-8")  # the page's own publication date
+    small = "<p>首页 | 关于 | 联系</p><p>渝智一号渡轮可搭载乘客120人。</p>"  # too small for boilerplate removal
+    text = prepare_upload("small.html", small.encode("utf-8")).data.decode("utf-8")
+    assert "首页" not in text and "渝智一号渡轮可搭载乘客120人。" in text
