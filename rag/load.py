@@ -21,6 +21,11 @@ TEXT_SUFFIXES = (".txt", ".md")
 META_SUFFIX = ".meta.json"
 _REGION_KINDS = ("page", "table", "row", "ocr")
 _DATE = re.compile(r"(20\d{2}|19\d{2})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
+_ISO_DATE = re.compile(r"(20\d{2}|19\d{2})[-/.](\d{1,2})[-/.](\d{1,2})")
+# What stands before a publication date in a byline: 发布时间：2026-01-10, 来源：重庆日报 2026年1月10日.
+_BYLINE_LABEL = re.compile(r"(发布|发表|刊发|更新|出版|印发)?(时间|日期)\s*[:：]|来源\s*[:：]|作者\s*[:：]|记者")
+_CLAUSE = re.compile(r"[，,。；;！？!?]")
+HEADER_LINES = 8  # title, subtitle, dateline, byline: the header of an article
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TERMINAL = "。！？!?；;：:，,、"
 
@@ -230,13 +235,24 @@ def find_title(text: str) -> str:
 
 
 def find_date(text: str) -> str | None:
-    """Return the first full date the text states (e.g. 2026年1月10日) as YYYY-MM-DD, or None."""
+    """Return the publication date the text states in its header or byline, as YYYY-MM-DD, or None.
+
+    Only the first lines count, and only a date standing on a line of its own ("2026年1月10日 中国·重庆")
+    or after a label (发布时间：, 日期：, 来源：…). A date inside a sentence is an event's date ("6月1日，
+    条例正式施行", "学院于2025年9月8日成立"), never the article's: then there is no date.
+    """
     from rag.text import normalize
 
-    match = _DATE.search(normalize(text))
-    if not match:
-        return None
-    year, month, day = (int(g) for g in match.groups())
-    if not (1 <= month <= 12 and 1 <= day <= 31):
-        return None
-    return f"{year:04d}-{month:02d}-{day:02d}"
+    lines = [line.strip() for line in normalize(text).split("\n") if line.strip()][:HEADER_LINES]
+    for line in lines:
+        for pattern in (_DATE, _ISO_DATE):
+            match = pattern.search(line)
+            if not match:
+                continue
+            rest = (line[: match.start()] + line[match.end() :]).strip()
+            labelled = _BYLINE_LABEL.search(line[: match.start()])
+            if labelled or (len(rest) <= 20 and not _CLAUSE.search(rest)):
+                year, month, day = (int(g) for g in match.groups())
+                if 1 <= month <= 12 and 1 <= day <= 31:
+                    return f"{year:04d}-{month:02d}-{day:02d}"
+    return None
