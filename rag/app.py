@@ -29,6 +29,7 @@ from rag.reader.reader import Reader
 from rag.config import Settings, load_settings
 from rag.freshness import FreshnessCheck
 from rag.index import IndexProblem
+from rag.ocr import LOW_CONFIDENCE
 from rag.kb import CONVERTED_SUFFIXES, MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, KnowledgeBase, UploadError
 from rag.llm import Discard
 from rag.retrieve import QuestionError
@@ -234,23 +235,46 @@ def chat_messages(turns: Sequence[Turn], pending: tuple[str, str] | None = None)
     return messages
 
 
-def _meta(title: str, date: str | None, file: str) -> str:
+def _meta(title: str, date: str | None, file: str, location: str = "") -> str:
     bits = [f'<span class="doc-title">{esc(title)}</span>']
     if date:
         bits.append(f'<span class="doc-date">{esc(date)}</span>')
     bits.append(f'<span class="doc-file">{esc(file)}</span>')
+    if location:  # 第3页, 工作表“产量” 第4行: where in the source file (issue 15)
+        bits.append(f'<span class="doc-location">{esc(location)}</span>')
     return '<div class="doc-meta">' + "".join(bits) + "</div>"
 
 
-def _highlight(text: str, start: int, end: int, mark_id: str = "", inner: tuple[int, int] | None = None) -> str:
-    """Return `text` escaped with [start, end) marked, and inside it the `inner` span (the short answer) in bold."""
+def _highlight(text: str, start: int, end: int, mark_id: str = "", inner: tuple[int, int] | None = None,
+               low: Sequence[tuple[int, int, float]] = ()) -> str:
+    """Return `text` escaped with [start, end) marked, and inside it the `inner` span (the short answer) in bold.
+
+    `low` spans (OCR lines read with low confidence) are wrapped so the page can show them as uncertain.
+    """
     start, end = max(0, min(start, len(text))), max(0, min(end, len(text)))
     ident = f' id="{mark_id}"' if mark_id else ""
-    body = esc(text[start:end])
+
+    def piece(a: int, b: int) -> str:
+        return _esc_low(text, a, b, low) if low else esc(text[a:b])
+
+    body = piece(start, end)
     if inner is not None and start <= inner[0] < inner[1] <= end:
         a, b = inner
-        body = f'{esc(text[start:a])}<strong class="answer-span">{esc(text[a:b])}</strong>{esc(text[b:end])}'
-    return f"{esc(text[:start])}<mark{ident}>{body}</mark>{esc(text[end:])}"
+        body = f'{piece(start, a)}<strong class="answer-span">{piece(a, b)}</strong>{piece(b, end)}'
+    return f"{piece(0, start)}<mark{ident}>{body}</mark>{piece(end, len(text))}"
+
+
+def _esc_low(text: str, a: int, b: int, low: Sequence[tuple[int, int, float]]) -> str:
+    out, pos = [], a
+    for s, e, confidence in low:
+        s, e = max(s, a), min(e, b)
+        if s >= e or s < pos:
+            continue
+        out.append(esc(text[pos:s]))
+        out.append(f'<span class="ocr-low" title="OCR 识别置信度 {confidence:.2f}，可能有误">{esc(text[s:e])}</span>')
+        pos = e
+    out.append(esc(text[pos:b]))
+    return "".join(out)
 
 
 def _chunk_of(answer: Answer, citation: Citation) -> Hit | None:
@@ -283,7 +307,7 @@ def _panel(title: str, hint: str, items: Sequence[str]) -> str:
 
 def _citation_card(turn: int, c: Citation) -> str:
     return (f'<div class="card clickable {_key(turn, c.n)}" role="button" tabindex="0">'
-            f'<span class="badge">{c.n}</span>{_meta(c.title, c.date, c.file)}'
+            f'<span class="badge">{c.n}</span>{_meta(c.title, c.date, c.file, c.location)}'
             f'<div class="sentence">{esc(c.sentence)}</div></div>')
 
 
@@ -310,7 +334,8 @@ def focused_citation(turn: Turn, index: int, n: int) -> tuple[str, Focus | None]
         passage = _highlight(hit.chunk.text, local, local + (citation.end - citation.start), "focus-mark", inner)
     else:
         passage = f"<mark>{esc(citation.sentence)}</mark>"
-    card = (f'<div class="card focused"><span class="badge">{n}</span>{_meta(citation.title, citation.date, citation.file)}'
+    card = (f'<div class="card focused"><span class="badge">{n}</span>'
+            f'{_meta(citation.title, citation.date, citation.file, citation.location)}'
             f'<div class="passage">{passage}</div></div>')
     others = [_citation_card(index, c) for c in answer.citations if c.n != n]
     html_ = _panel(f"出处 [{n}]", "高亮的是支持这句回答的原文。", [card])
@@ -341,7 +366,9 @@ def focused_passage(turn: Turn, rank: int) -> tuple[str, Focus | None]:
 def article_view(focus: Focus) -> str:
     """Return the whole original file with the focused span highlighted in place."""
     doc = focus.document
-    body = _highlight(doc.original, focus.orig_start, focus.orig_end, "article-mark", focus.answer)
+    low = [(r.start, r.end, r.confidence) for r in getattr(doc, "regions", ())
+           if r.kind == "ocr" and r.confidence is not None and r.confidence < LOW_CONFIDENCE]
+    body = _highlight(doc.original, focus.orig_start, focus.orig_end, "article-mark", focus.answer, low)
     note = f'<p class="note source-gone">{esc(focus.note)}</p>' if focus.note else ""
     return (f'<div class="article-box"><div class="sources-head">全文</div>{note}{_meta(doc.title, doc.date, doc.file)}'
             f'<div class="article">{body}</div></div>')
@@ -988,6 +1015,9 @@ _STAGES = {"read": "读取并切分文档", "bm25": "建立关键词索引", "sa
 
 def _progress(progress) -> Callable[[str, int, int], None]:
     def update(stage: str, done: int, total: int) -> None:
+        if stage.startswith("OCR"):  # a scan read page by page before anything is embedded
+            progress((done, max(done, total, 1)), desc=f"{stage}识别中（{done}/{total}页）")
+            return
         if stage == "embed":  # counts only the text not yet in the cache, batch by batch
             if total:
                 progress((done, total), desc="嵌入新内容（段落与句子）", unit="条")

@@ -317,7 +317,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if answer.citations:
         print("\n来源 / sources:")
         for c in answer.citations:
-            print(f"[{c.n}] {c.title} · {c.date or '日期不详'} · {c.file} (chars {c.orig_start}-{c.orig_end})")
+            where = f" · {c.location}" if c.location else ""
+            print(f"[{c.n}] {c.title} · {c.date or '日期不详'} · {c.file}{where} (chars {c.orig_start}-{c.orig_end})")
             if c.answer_start is not None:
                 a, b = c.answer_start - c.start, c.answer_end - c.start
                 print(f"    {c.sentence[:a]}{bold}{c.sentence[a:b]}{reset}{c.sentence[b:]}"

@@ -34,7 +34,7 @@ from rag.dense import DENSE_KINDS, FaissStore, build_store, load_store
 from rag.embed import DEFAULT_MODEL, Embedder, EmbeddingCache, make_embedder, usable_cores
 from rag.load import load_folder
 from rag.sparse import BackgroundBuild, BM25Index, build_and_save
-from rag.types import Chunk, Document
+from rag.types import Chunk, Document, Region
 
 log = logging.getLogger(__name__)
 
@@ -508,11 +508,14 @@ def _load_documents(path: Path, manifest: dict) -> dict[str, Document]:
     documents: dict[str, Document] = {}
     for raw in raws:
         raw["offsets"] = tuple(raw["offsets"])
+        raw["regions"] = tuple(Region(**r) for r in raw.get("regions", ()))
+        raw["notes"] = tuple(raw.get("notes", ()))
         doc = Document(**raw)
         offsets = np.asarray(doc.offsets)
         if not (all(isinstance(getattr(doc, k), str) for k in ("id", "file", "title", "sha256", "original", "text"))
                 and (doc.date is None or isinstance(doc.date, str)) and doc.id not in documents
                 and len(offsets) == len(doc.text)
+                and all(0 <= r.start < r.end <= len(doc.original) for r in doc.regions)
                 and (not len(offsets) or (offsets.dtype.kind in "iu" and 0 <= offsets.min()
                                           and offsets.max() < len(doc.original)))):
             raise ValueError(f"document {str(doc.id)[:40]!r} is malformed")
@@ -566,16 +569,14 @@ def _spec_for(model_id: str) -> str:
 
 def staleness(manifest: dict, docs_dir: Path, chunking: ChunkConfig | None = None) -> list[str]:
     """Return why an index no longer matches `docs_dir` (empty when it is current)."""
-    import hashlib
-
-    from rag.load import TEXT_SUFFIXES
+    from rag.load import TEXT_SUFFIXES, file_digest
 
     docs_dir = Path(docs_dir)
     current = {}
     if docs_dir.is_dir():
         for path in sorted(docs_dir.iterdir()):
             if path.is_file() and path.suffix.lower() in TEXT_SUFFIXES:
-                current[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+                current[path.name] = file_digest(path)
     indexed = dict(manifest.get("files", {}))
     skipped = set(manifest.get("skipped", {}))
     changed = sorted(n for n in indexed if n in current and current[n] != indexed[n])
