@@ -156,6 +156,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("bench") / "results", help="results folder (default: bench/results/)")
     p.add_argument("--docs", type=Path, default=None, help=DOCS_HELP + "; with --load: copied for the server "
                    "(default: seeds/)")
+    p.add_argument("--ingest", action="store_true", help="only the document-reading figures: OCR seconds per page "
+                   "and table rows indexed per second (bench/results/ingest-latest.md)")
     load = p.add_argument_group("load test (--load)")
     load.add_argument("--load", action="store_true", help="many concurrent /ask clients against a real `rag chat`, "
                       "with uploads and deletes meanwhile")
@@ -467,6 +469,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     given = [f"--{k.replace('_', '-')}" for k, v in load_options.items() if v is not None]
     if given:
         raise UserError(f"{', '.join(given)} apply to the load test only: add --load")
+    if args.ingest:
+        from rag import bench_ingest
+
+        config = bench_ingest.IngestConfig.quick_run(out_dir=args.out) if args.quick else \
+            bench_ingest.IngestConfig(out_dir=args.out)
+        report = bench_ingest.run(config, progress=lambda message: print(message, file=sys.stderr))
+        print(report.markdown)
+        print(f"results: {report.json_path}")
+        return 0
     settings = dict(out_dir=args.out, docs_dir=args.docs)
     config = bench.BenchConfig.quick_run(**settings) if args.quick else bench.BenchConfig.full(**settings)
     report = bench.run(config, progress=lambda message: print(message, file=sys.stderr))
