@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,7 +33,7 @@ from rag.index import IndexProblem
 from rag.ocr import LOW_CONFIDENCE
 from rag.kb import CONVERTED_SUFFIXES, MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, KnowledgeBase, UploadError
 from rag.llm import Discard
-from rag.retrieve import QuestionError
+from rag.retrieve import MAX_QUESTION_CHARS, QuestionError
 from rag.types import Answer, AnswerMode, Citation, Document, Hit, Mode
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,7 @@ class Turn:
     answer: Answer | None = None
     error: str = ""
     documents: dict[str, Document] = field(default_factory=dict)
+    restored: str = ""  # the answer's text, for a turn restored from the browser's history (no sources kept)
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,7 @@ def _key(turn: int, item: int | str) -> str:
 def answer_message(answer: Answer, turn: int) -> str:
     """Return the chat message of an answer: escaped text, clickable [n] markers, and notes."""
     known = {c.n for c in answer.citations}
+    titles = {c.n: c.title or c.file for c in answer.citations}
     parts, last = [], 0
     if answer.short and answer.text.startswith(answer.short + "\n"):
         # The reader's short answer leads, in bold; the quoted sentence follows on its own line.
@@ -183,7 +186,9 @@ def answer_message(answer: Answer, turn: int) -> str:
         parts.append(md_text(answer.text[last : match.start()]))
         n = int(match.group(1))
         if n in known:
-            parts.append(f'<span class="cite {_key(turn, n)}" role="button" tabindex="0" title="查看出处 {n}">[{n}]</span>')
+            label = esc(f"引用 {n}：{titles[n]}")
+            parts.append(f'<span class="cite {_key(turn, n)}" role="button" tabindex="0" aria-label="{label}" '
+                         f'title="{label}">[{n}]</span>')
         else:
             parts.append(md_text(match.group(0)))
         last = match.end()
@@ -194,7 +199,7 @@ def answer_message(answer: Answer, turn: int) -> str:
         notes.append("右侧列出了可能相关的段落，供参考。")
     if answer.unsupported:
         notes.append("以下句子在资料中找不到依据：" + "；".join(answer.unsupported))
-    notes.extend(answer.notes)
+    notes.extend(page_note(note) for note in answer.notes)
     for note in notes:
         text += f'\n\n<span class="note">{md_text(note)}</span>'
     return text
@@ -212,6 +217,36 @@ def resolved_note(turn: Turn) -> str:
     return f'<span class="note resolved">理解为：{md_text(resolved)}</span>\n\n' if resolved else ""
 
 
+# The pipeline's notes are English (the CLI's language); the page shows them in Chinese.
+_NOTES_ZH = (
+    (re.compile(r"no LLM is configured .*; extractive answer shown"), "未配置大模型（RAG_LLM_BASE_URL、RAG_LLM_MODEL），显示抽取式回答"),
+    (re.compile(r"the LLM could not answer \((.*)\); extractive answer shown", re.S), r"大模型无法回答（\1），显示抽取式回答"),
+    (re.compile(r"the LLM is busy with (\d+) other questions; extractive answer shown"), r"大模型正在回答另外 \1 个问题，显示抽取式回答"),
+    (re.compile(r"removed citation markers that name no retrieved passage: (.*)", re.S), r"已删除不对应任何检索段落的引用标记：\1"),
+    (re.compile(r"“(.*)” states (.*), which the cited passages do not contain", re.S), r"“\1”提到的 \2 在所引段落中找不到"),
+    (re.compile(r"(\d+) sentence\(s\) lack a supporting citation"), r"有 \1 句没有引用支持"),
+    (re.compile(r"limited to the first (\d+) of (\d+) questions"), r"只评了 \2 题中的前 \1 题"),
+)
+
+
+def page_note(note: str) -> str:
+    """Return a note of the answer pipeline in Chinese, for the page (unknown ones unchanged)."""
+    for pattern, chinese in _NOTES_ZH:
+        if pattern.fullmatch(note):
+            return pattern.sub(chinese, note)
+    return note
+
+
+def question_problem(question: str) -> str:
+    """Return why the page cannot take `question`, in Chinese (what retrieve.check_question refuses), or ""."""
+    question = (question or "").strip()
+    if not question:
+        return "问题是空的，请输入关于文档的问题"
+    if len(question) > MAX_QUESTION_CHARS:
+        return f"问题有 {len(question)} 个字符，上限是 {MAX_QUESTION_CHARS}，请缩短后再问"
+    return ""
+
+
 def streaming_message(text: str) -> str:
     """Return a partial answer as a chat message (markers shown, not yet clickable)."""
     parts = _MARKER.split(text)  # text, number, text, number, …, text
@@ -225,6 +260,8 @@ def chat_messages(turns: Sequence[Turn], pending: tuple[str, str] | None = None)
         messages.append({"role": "user", "content": md_text(turn.question)})
         if turn.answer is not None:
             content = resolved_note(turn) + answer_message(turn.answer, i)
+        elif turn.restored:
+            content = md_text(turn.restored) + f'\n\n<span class="note">{md_text(_RESTORED_NOTE)}</span>'
         else:
             content = f'<span class="note error">{md_text(turn.error)}</span>'
         messages.append({"role": "assistant", "content": content})
@@ -290,7 +327,7 @@ def sources_overview(turn: Turn, index: int) -> str:
         items = [_citation_card(index, c) for c in answer.citations]
         return _panel("本回答的出处", "点击回答中的 [n] 或下面的条目，查看原文段落。", items)
     if answer.passages:
-        items = [_passage_card(index, h, turn.documents.get(h.chunk.doc_id)) for h in answer.passages[:3]]
+        items = [_passage_card(index, h, turn.documents.get(h.chunk.doc_id)) for h in answer.passages[:RELATED_CARDS]]
         return _panel("可能相关的段落", "资料里没有找到确切答案，这些段落与问题最接近。", items)
     return _panel("出处", "没有检索到相关段落。", [])
 
@@ -311,9 +348,12 @@ def _citation_card(turn: int, c: Citation) -> str:
             f'<div class="sentence">{esc(c.sentence)}</div></div>')
 
 
+RELATED_CARDS = 3  # possibly related passages listed after an abstention
+
+
 def _passage_card(turn: int, hit: Hit, document: Document | None) -> str:
     text = hit.chunk.text
-    snippet = text if len(text) <= 140 else text[:140] + "…"
+    snippet = text if len(text) <= 140 else text[:140] + "…（点击查看完整段落）"
     meta = _meta(document.title, document.date, document.file) if document else _meta(hit.chunk.doc_id, None, "")
     return (f'<div class="card clickable {_key(turn, f"p{hit.rank}")}" role="button" tabindex="0">'
             f'<span class="badge muted">{hit.rank}</span>{meta}<div class="sentence">{esc(snippet)}</div></div>')
@@ -349,8 +389,8 @@ def focused_citation(turn: Turn, index: int, n: int) -> tuple[str, Focus | None]
     return html_, focus
 
 
-def focused_passage(turn: Turn, rank: int) -> tuple[str, Focus | None]:
-    """Return the sources panel opened on retrieved passage `rank` (for abstained answers)."""
+def focused_passage(turn: Turn, rank: int, turn_index: int = 0) -> tuple[str, Focus | None]:
+    """Return the sources panel opened on retrieved passage `rank` (for abstained answers), the others listed below."""
     answer = turn.answer
     hit = next((h for h in answer.passages if h.rank == rank), None) if answer else None
     if hit is None:
@@ -360,7 +400,13 @@ def focused_passage(turn: Turn, rank: int) -> tuple[str, Focus | None]:
     card = (f'<div class="card focused"><span class="badge muted">{rank}</span>{_meta(title, date, file)}'
             f'<div class="passage"><mark id="focus-mark">{esc(hit.chunk.text)}</mark></div></div>')
     focus = Focus(document, hit.chunk.orig_start, hit.chunk.orig_end) if document else None
-    return _panel("可能相关的段落", "资料中没有确切答案；这是检索到的段落之一。", [card]), focus
+    html_ = _panel(f"可能相关的段落 {rank}", "资料中没有确切答案；这是检索到的段落之一，完整显示。", [card])
+    # The other related passages stay listed, so opening one never loses the rest.
+    others = [_passage_card(turn_index, h, turn.documents.get(h.chunk.doc_id))
+              for h in answer.passages[:RELATED_CARDS] if h.rank != rank]
+    if others:
+        html_ += _panel("其他可能相关的段落", "点击条目可完整查看。", others)
+    return html_, focus
 
 
 def article_view(focus: Focus) -> str:
@@ -377,12 +423,38 @@ def article_view(focus: Focus) -> str:
 def copy_text(turn: Turn) -> str:
     """Return the plain text copied by 复制回答: the answer and its numbered sources."""
     if turn.answer is None:
-        return turn.error
+        return turn.error or turn.restored
     lines = [turn.answer.text]
     if turn.answer.citations:
         lines.append("")
         lines.extend(f"[{c.n}] {c.title}（{c.file}）：{c.sentence}" for c in turn.answer.citations)
     return "\n".join(lines)
+
+
+# --- browser-side history -----------------------------------------------------------------------
+
+HISTORY_KEY = "wenyu-conversations"
+MAX_HISTORY = 20  # conversations kept in the browser (localStorage holds a few MB)
+_RESTORED_NOTE = "（从本浏览器的历史恢复：出处未保存，点“重新回答”可重新查看）"
+
+
+def history_record(conversation: str, turns: Sequence[Turn]) -> dict:
+    """Return a conversation as the browser stores it: plain text only (questions, answers with their sources)."""
+    stored = [{"question": t.question, "answer": copy_text(t)} for t in turns]
+    return {"id": conversation, "title": turns[0].question[:40] if turns else "", "saved": time.strftime("%m-%d %H:%M"),
+            "turns": stored}
+
+
+def restored_turns(record: dict) -> list[Turn]:
+    """Return the turns of a stored conversation (answers as text; their sources are not kept)."""
+    return [Turn(str(t.get("question", "")), restored=str(t.get("answer", "")) or "（无回答）")
+            for t in record.get("turns", []) if isinstance(t, dict)]
+
+
+def history_choices(history) -> list[tuple[str, str]]:
+    """Return the history dropdown's (label, id) choices, newest first."""
+    records = [r for r in (history or []) if isinstance(r, dict) and r.get("id")]
+    return [(f"{r.get('saved', '')} · {r.get('title', '')}（{len(r.get('turns', []))} 问）", r["id"]) for r in records]
 
 
 # --- the app -----------------------------------------------------------------------------------
@@ -465,7 +537,7 @@ class ChatApp:
             raise refusal(str(exc)) from exc
         except Exception as exc:  # as on the page: the reason, not Gradio's generic error
             log.exception("adding %s failed", name)
-            raise gr.Error(f"{name}：索引失败（{type(exc).__name__}: {exc}），知识库未改变") from exc
+            raise gr.Error(f"{name}：索引失败（{type(exc).__name__}: {exc}），知识库未改变", title="出错了") from exc
         finally:
             discard_upload(path, self.upload_dir)
         return {"file": upload.name, "source": upload.source, "converted": upload.converted,
@@ -503,7 +575,7 @@ class ChatApp:
         """Stream the answer to `question`: yields (textbox, chat, turns, sources, copy text) updates."""
         question = (question or "").strip()
         if not question:
-            gr.Warning("请先输入问题。")
+            gr.Warning("请先输入问题。", title="提示")
             yield gr.update(), gr.update(), turns, gr.update(), gr.update()
             return
         yield from self._answer(question, list(turns), mode, k, answer_mode)
@@ -536,7 +608,7 @@ class ChatApp:
                     partial += item
                     yield gr.update(), chat_messages(turns, (question, partial)), turns, gr.update(), gr.update()
         except QuestionError as exc:
-            turn = Turn(question, error=f"这个问题无法处理：{exc}")
+            turn = Turn(question, error=f"这个问题无法处理：{question_problem(question) or exc}")
         except Exception as exc:  # the page must survive any failure of one answer
             log.exception("answering %r failed", question)
             turn = Turn(question, error=f"回答时出错：{type(exc).__name__}: {exc}")
@@ -574,6 +646,31 @@ class ChatApp:
         """Return an empty conversation."""
         return [], [], sources_placeholder(), "", None, gr.update(visible=False), gr.update(value="", visible=False)
 
+    def remember(self, turns: list[Turn], conversation: str, history: list[dict] | None):
+        """Store the conversation in the browser's history (newest first); return history, picker, conversation id."""
+        history = list(history or [])
+        if not turns:
+            return history, gr.update(), conversation
+        conversation = conversation or f"c{time.time_ns()}"
+        history = [history_record(conversation, turns)] + [r for r in history if r.get("id") != conversation]
+        history = history[:MAX_HISTORY]
+        return history, gr.update(choices=history_choices(history), value=None), conversation
+
+    def restore(self, choice: str | None, history: list[dict] | None):
+        """Show a stored conversation again: yields chat, turns, sources, copy text, conversation id."""
+        record = next((r for r in history or [] if isinstance(r, dict) and r.get("id") == choice), None)
+        if record is None:
+            gr.Warning("请先在下拉框中选择要恢复的对话。", title="提示")
+            return gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
+        turns = restored_turns(record)
+        last = copy_text(turns[-1]) if turns else ""
+        return (chat_messages(turns), turns, sources_placeholder("已恢复历史对话；出处未保存，可点“重新回答”重新查看。"),
+                last, record["id"])
+
+    def forget(self):
+        """Clear the browser's history of conversations."""
+        return [], gr.update(choices=[], value=None), "✓ 已清除本浏览器保存的历史对话"
+
     def open_source(self, key: str, turns: list[Turn]):
         """Open citation `cite-key-<turn>-<n>` (or retrieved passage `cite-key-<turn>-p<rank>`) in the sources panel."""
         match = re.fullmatch(r"cite-key-(\d+)-(p?)(\d+)", (key or "").strip())
@@ -582,7 +679,7 @@ class ChatApp:
         turn_index, number = int(match.group(1)), int(match.group(3))
         turn = turns[turn_index]
         if match.group(2):
-            panel, focus = focused_passage(turn, number)
+            panel, focus = focused_passage(turn, number, turn_index)
         else:
             panel, focus = focused_citation(turn, turn_index, number)
         if focus is not None:
@@ -787,6 +884,15 @@ class ChatApp:
                     retry = gr.Button("↻ 重新回答", size="sm", elem_id="retry")
                     copy = gr.Button("复制回答", size="sm", elem_id="copy")
                     clear = gr.Button("✕ 清空对话", size="sm", elem_id="clear")
+                # Outside the accordion: a closed one does not mount its components, so nothing would be stored.
+                history = gr.BrowserState([], storage_key=HISTORY_KEY)
+                conversation = gr.State("")
+                with gr.Accordion("历史对话（保存在本浏览器）", open=False, elem_id="history"):
+                    with gr.Row():
+                        picker = gr.Dropdown(choices=[], value=None, label="选择对话", scale=4, elem_id="history-choice")
+                        restore = gr.Button("恢复", size="sm", scale=1, elem_id="history-restore")
+                        forget = gr.Button("清除历史", size="sm", variant="stop", scale=1, elem_id="history-clear")
+                    history_status = gr.Markdown("", elem_id="history-status")
                 examples = self.examples()
                 shown = None
                 if examples:
@@ -817,17 +923,18 @@ class ChatApp:
         follow_up_views = {"fn": self.after_answer, "inputs": [turns],
                            "outputs": [follow_up, follow_up_text, *self._notice_outputs], "show_progress": "hidden",
                            **hidden}
+        answered = []
         for trigger in (question.submit, send.click):
-            trigger(self.respond, [question, turns, *settings], outputs, concurrency_limit=ANSWER_SLOTS, **hidden).then(
+            answered.append(trigger(self.respond, [question, turns, *settings], outputs, concurrency_limit=ANSWER_SLOTS, **hidden).then(
                 lambda: (gr.update(visible=False), gr.update(visible=False)), None, [view_article, article], **hidden
-            ).then(**follow_up_views)
+            ).then(**follow_up_views))
         if shown is not None:  # clicking an example asks it
-            shown.load_input_event.then(self.respond, [question, turns, *settings], outputs, concurrency_limit=ANSWER_SLOTS,
-                                        **hidden).then(**follow_up_views)
-        retry.click(self.retry, [turns, *settings], outputs, concurrency_limit=ANSWER_SLOTS, **hidden).then(
-            **follow_up_views)
-        literal.click(self.ask_literal, [turns, *settings], outputs, concurrency_limit=ANSWER_SLOTS, **hidden).then(
-            **follow_up_views)
+            answered.append(shown.load_input_event.then(self.respond, [question, turns, *settings], outputs,
+                                                        concurrency_limit=ANSWER_SLOTS, **hidden).then(**follow_up_views))
+        answered.append(retry.click(self.retry, [turns, *settings], outputs, concurrency_limit=ANSWER_SLOTS, **hidden).then(
+            **follow_up_views))
+        answered.append(literal.click(self.ask_literal, [turns, *settings], outputs, concurrency_limit=ANSWER_SLOTS,
+                                      **hidden).then(**follow_up_views))
         edit.click(self.edit_resolved, [turns], [question], show_progress="hidden", **hidden)
         chatbot.clear(self.clear, None, [chatbot, turns, sources, copy_value, focus, view_article, article], **hidden)
         clear.click(self.clear, None, [chatbot, turns, sources, copy_value, focus, view_article, article], **hidden)
@@ -837,6 +944,18 @@ class ChatApp:
         cite_open.click(self.open_source, [cite_key, turns], [sources, focus, view_article, article],
                         show_progress="hidden", **hidden)
         view_article.click(self.show_article, [focus], [article], show_progress="hidden", **hidden)
+        # Browser-side history: every answered turn updates the conversation's record; 清空对话 starts a new one.
+        saved = [history, picker, conversation]
+        remember = {"fn": self.remember, "inputs": [turns, conversation, history], "outputs": saved,
+                    "show_progress": "hidden", **hidden}
+        for event in answered:
+            event.then(**remember)
+        for trigger in (clear.click, chatbot.clear):
+            trigger(lambda: "", None, [conversation], **hidden)
+        restore.click(self.restore, [picker, history], [chatbot, turns, sources, copy_value, conversation], **hidden)
+        forget.click(self.forget, None, [history, picker, history_status], **hidden)
+        gr.context.Context.root_block.load(lambda h: gr.update(choices=history_choices(h), value=None), [history],
+                                           [picker], **hidden)
 
     def _kb_tab(self, header) -> tuple[gr.Dataframe, gr.Dropdown]:
         convert = "、".join(CONVERTED_SUFFIXES)
@@ -853,8 +972,8 @@ class ChatApp:
         )
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
-                files = gr.File(label="上传文档", file_count="multiple", file_types=list(UPLOAD_SUFFIXES),
-                                type="filepath", elem_id="upload")
+                # No file_types: Gradio's own check refuses in English ("Invalid file type"); KnowledgeBase.add says why in Chinese.
+                files = gr.File(label="上传文档", file_count="multiple", type="filepath", elem_id="upload")
                 upload = gr.Button("上传并更新索引", variant="primary", elem_id="upload-button")
             with gr.Column(scale=2):
                 choice = gr.Dropdown(choices=[r[1] for r in self.document_table()], label="删除文档",
@@ -878,7 +997,8 @@ class ChatApp:
             return
         gr.Markdown(
             f"用金标准问题集 `{self.gold_path}` 评测当前知识库：检索（Recall、MRR、nDCG）、回答（包含率、F1）、"
-            f"引用（精确率、召回率）与拒答。报告保存在 `{self.eval_dir}`。共享 CPU 上跑全部问题需要几分钟。",
+            f"引用（精确率、召回率）与拒答。报告保存在 `{self.eval_dir}`。"
+            "用时取决于题数、配置数和机器负载（首次运行还要加载模型），完成后显示实测用时，每题平均用时见汇总表。",
             elem_classes=["hint"],
         )
         with gr.Row():
@@ -893,7 +1013,8 @@ class ChatApp:
         status = gr.Markdown("", elem_id="eval-status")
         summary = gr.Dataframe(headers=[label for label, _ in EVAL_COLUMNS], interactive=False, label="汇总",
                                elem_id="eval-summary")
-        plots = gr.Gallery(label="图表", columns=2, height=400, object_fit="contain", elem_id="eval-plots",
+        # height="auto": a fixed height cropped the plots' x axis until a plot was clicked.
+        plots = gr.Gallery(label="图表", columns=2, height="auto", object_fit="contain", elem_id="eval-plots",
                            buttons=["fullscreen", "download"])
         with gr.Row():
             only_misses = gr.Radio([("全部问题", False), ("只看错题", True)], value=False, label="逐题结果")
@@ -920,6 +1041,7 @@ class ChatApp:
         def update(stage: str, done: int, total: int) -> None:
             progress((done, total), desc=f"{stage}")
 
+        started = time.monotonic()
         try:
             report = evaluate.run_eval(
                 self.kb.index, self.gold_path, modes=modes, answer_modes=answer_modes or [AnswerMode.READER.value],
@@ -927,10 +1049,11 @@ class ChatApp:
                 settings=self.settings,
             )
         except (evaluate.GoldError, ValueError) as exc:
-            raise gr.Error(f"评测无法运行：{exc}") from exc
+            raise gr.Error(f"评测无法运行：{exc}", title="出错了") from exc
         images = [(_image(p), p.stem) for p in report.plots]
-        lines = [f"完成：{report.settings['questions']} 题 × {len(report.rows)} 种配置。报告：{report.report_dir}/report.md"]
-        lines += [f"注：{note}" for note in report.notes]
+        lines = [f"完成：{report.settings['questions']} 题 × {len(report.rows)} 种配置，用时 {time.monotonic() - started:.1f} 秒。"
+                 f"报告：{report.report_dir}/report.md"]
+        lines += [f"注：{page_note(note)}" for note in report.notes]
         configs = ["全部配置"] + [row.label for row in report.rows]
         return ("\n\n".join(md_text(line) for line in lines), summary_rows(report), images,
                 question_rows(report), gr.update(choices=configs, value="全部配置"))

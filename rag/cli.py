@@ -427,7 +427,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
     remove_deleted_leftovers(args.docs)
     kb = KnowledgeBase(args.docs, args.index)
     if not kb.exists:
-        print(f"no index in {args.index} yet: building it from {args.docs}", file=sys.stderr)
+        print(f"no index yet in {Path(args.index).resolve()}: building it from the documents in "
+              f"{Path(args.docs).resolve()}", file=sys.stderr)
         _rebuild(kb)
     else:
         try:
