@@ -444,7 +444,11 @@ class Answerer:
         k: int | None = None,
         answer_mode: AnswerMode | str | None = None,
     ) -> Iterator[str | Answer]:
-        """Yield pieces of answer text as they are ready, then the final `Answer`."""
+        """Yield pieces of answer text, then the final `Answer`.
+
+        An LLM's pieces come as it writes them; an offline answer is complete before its first piece,
+        so its pieces (one per cited sentence) come at once.
+        """
         began = time.perf_counter()
         question = check_question(question)
         answer_mode = AnswerMode(answer_mode or self.default_mode)
@@ -497,7 +501,7 @@ class Answerer:
     def _read(self, question, resolved, hits, retriever, mode, timings) -> Answer:
         began = time.perf_counter()
         profile = profile_question(resolved)
-        display_profile = profile_question(question)
+        display_profile = profile_question(_shown(question, resolved))
         reading = None
         if hits:
             ranked = self.extractive.candidates(profile, retriever.query_vector(resolved), hits)
@@ -511,8 +515,9 @@ class Answerer:
             timings["answer"] = time.perf_counter() - began
             return Answer(question, abstain_text(display_profile), (), tuple(hits), True, AnswerMode.READER, mode,
                           confidence, resolved, timings=timings)
-        citation = make_citation(self.index, 1, reading.hit, *reading.quote, answer=reading.answer)
-        short = _display(reading.hit.chunk.text[reading.answer[0] : reading.answer[1]])
+        span = _without_edge_punctuation(reading.hit.chunk.text, reading.answer)
+        citation = make_citation(self.index, 1, reading.hit, *reading.quote, answer=span)
+        short = _display(reading.hit.chunk.text[span[0] : span[1]])
         quote = _display(citation.sentence)
         if len(short) >= 0.8 * len(quote):
             short = ""  # the answer is the whole sentence: say it once
@@ -524,7 +529,7 @@ class Answerer:
     def _extract(self, question, resolved, hits, retriever, mode, timings) -> Answer:
         began = time.perf_counter()
         profile = profile_question(resolved)
-        display_profile = profile_question(question)
+        display_profile = profile_question(_shown(question, resolved))
         if not hits:
             timings["answer"] = time.perf_counter() - began
             return Answer(question, abstain_text(display_profile), (), (), True, AnswerMode.EXTRACTIVE, mode,
@@ -546,6 +551,22 @@ class Answerer:
         timings["answer"] = time.perf_counter() - began
         return Answer(question, "".join(parts), tuple(citations), tuple(hits), False, AnswerMode.EXTRACTIVE, mode,
                       confidence, resolved, timings=timings)
+
+
+def _shown(question: str, resolved: str) -> str:
+    """The question an abstention names: the follow-up as understood ("模力高地的面积呢？"), unless it
+    was resolved only by prefixing key terms ("基金 规模 那它呢"), which reads worse than the question."""
+    return resolved if resolved and (" " not in resolved or profile_question(resolved).english) else question
+
+
+def _without_edge_punctuation(text: str, span: tuple[int, int]) -> tuple[int, int]:
+    """Return `span` without separators at its edges ("：3125.6" in a table row's "列名：值")."""
+    a, b = span
+    while b - a > 1 and text[a] in "：:；;，,、 ":
+        a += 1
+    while b - a > 1 and text[b - 1] in "：:；;，,、 ":
+        b -= 1
+    return a, b
 
 
 def _display(sentence: str) -> str:

@@ -1,6 +1,6 @@
 """The chat page (`rag chat`): a Gradio app over the pipeline.
 
-Tabs: 对话 (streamed answers with clickable [n] citations and a sources panel), 知识库 (list, upload,
+Tabs: 对话 (answers with clickable [n] citations and a sources panel; an LLM's answer streamed), 知识库 (list, upload,
 delete, rebuild), 评测 (the gold-set evaluation). The answer function is also the `/ask` API, and the
 knowledge base's list, upload and delete are `/documents`, `/add_document` and `/delete_document`.
 
@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,10 +28,12 @@ from gradio.utils import get_upload_folder
 from rag.answer import Answerer
 from rag.reader.reader import Reader
 from rag.config import Settings, load_settings
+from rag.freshness import FreshnessCheck
 from rag.index import IndexProblem
+from rag.ocr import LOW_CONFIDENCE
 from rag.kb import CONVERTED_SUFFIXES, MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, KnowledgeBase, UploadError
 from rag.llm import Discard
-from rag.retrieve import QuestionError
+from rag.retrieve import MAX_QUESTION_CHARS, QuestionError
 from rag.types import Answer, AnswerMode, Citation, Document, Hit, Mode
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,8 @@ API_MAX_K = 50
 # places extractive questions need (with two slots, two slow LLM calls held /ask for a minute).
 LLM_SLOTS = 2
 ANSWER_SLOTS = 2 + LLM_SLOTS
+# How often an open page checks the disk for a newer index or edited documents (a stat per file).
+NOTICE_SECONDS = 15
 
 # Questions about facts the seed articles state, checked to be answered (none is in eval/gold.jsonl).
 # Only those the live index answers are shown, so another corpus falls back to its titles.
@@ -144,6 +149,7 @@ class Turn:
     answer: Answer | None = None
     error: str = ""
     documents: dict[str, Document] = field(default_factory=dict)
+    restored: str = ""  # the answer's text, for a turn restored from the browser's history (no sources kept)
 
 
 @dataclass(frozen=True)
@@ -154,6 +160,7 @@ class Focus:
     orig_start: int
     orig_end: int
     answer: tuple[int, int] | None = None  # the short answer's span inside it, when there is one
+    note: str = ""  # said above the text when the document was deleted or changed since the answer
 
 
 # --- rendering ---------------------------------------------------------------------------------
@@ -169,6 +176,7 @@ def _key(turn: int, item: int | str) -> str:
 def answer_message(answer: Answer, turn: int) -> str:
     """Return the chat message of an answer: escaped text, clickable [n] markers, and notes."""
     known = {c.n for c in answer.citations}
+    titles = {c.n: c.title or c.file for c in answer.citations}
     parts, last = [], 0
     if answer.short and answer.text.startswith(answer.short + "\n"):
         # The reader's short answer leads, in bold; the quoted sentence follows on its own line.
@@ -178,7 +186,9 @@ def answer_message(answer: Answer, turn: int) -> str:
         parts.append(md_text(answer.text[last : match.start()]))
         n = int(match.group(1))
         if n in known:
-            parts.append(f'<span class="cite {_key(turn, n)}" role="button" tabindex="0" title="查看出处 {n}">[{n}]</span>')
+            label = esc(f"引用 {n}：{titles[n]}")
+            parts.append(f'<span class="cite {_key(turn, n)}" role="button" tabindex="0" aria-label="{label}" '
+                         f'title="{label}">[{n}]</span>')
         else:
             parts.append(md_text(match.group(0)))
         last = match.end()
@@ -189,10 +199,52 @@ def answer_message(answer: Answer, turn: int) -> str:
         notes.append("右侧列出了可能相关的段落，供参考。")
     if answer.unsupported:
         notes.append("以下句子在资料中找不到依据：" + "；".join(answer.unsupported))
-    notes.extend(answer.notes)
+    notes.extend(page_note(note) for note in answer.notes)
     for note in notes:
         text += f'\n\n<span class="note">{md_text(note)}</span>'
     return text
+
+
+def resolved_question(turn: Turn) -> str:
+    """Return how a follow-up was understood ("模力高地的面积呢？"), or "" when it was taken as asked."""
+    resolved = turn.answer.resolved_question.strip() if turn.answer is not None else ""
+    return resolved if resolved and resolved != turn.question.strip() else ""
+
+
+def resolved_note(turn: Turn) -> str:
+    """Return the line above an answer that says how its follow-up question was understood."""
+    resolved = resolved_question(turn)
+    return f'<span class="note resolved">理解为：{md_text(resolved)}</span>\n\n' if resolved else ""
+
+
+# The pipeline's notes are English (the CLI's language); the page shows them in Chinese.
+_NOTES_ZH = (
+    (re.compile(r"no LLM is configured .*; extractive answer shown"), "未配置大模型（RAG_LLM_BASE_URL、RAG_LLM_MODEL），显示抽取式回答"),
+    (re.compile(r"the LLM could not answer \((.*)\); extractive answer shown", re.S), r"大模型无法回答（\1），显示抽取式回答"),
+    (re.compile(r"the LLM is busy with (\d+) other questions; extractive answer shown"), r"大模型正在回答另外 \1 个问题，显示抽取式回答"),
+    (re.compile(r"removed citation markers that name no retrieved passage: (.*)", re.S), r"已删除不对应任何检索段落的引用标记：\1"),
+    (re.compile(r"“(.*)” states (.*), which the cited passages do not contain", re.S), r"“\1”提到的 \2 在所引段落中找不到"),
+    (re.compile(r"(\d+) sentence\(s\) lack a supporting citation"), r"有 \1 句没有引用支持"),
+    (re.compile(r"limited to the first (\d+) of (\d+) questions"), r"只评了 \2 题中的前 \1 题"),
+)
+
+
+def page_note(note: str) -> str:
+    """Return a note of the answer pipeline in Chinese, for the page (unknown ones unchanged)."""
+    for pattern, chinese in _NOTES_ZH:
+        if pattern.fullmatch(note):
+            return pattern.sub(chinese, note)
+    return note
+
+
+def question_problem(question: str) -> str:
+    """Return why the page cannot take `question`, in Chinese (what retrieve.check_question refuses), or ""."""
+    question = (question or "").strip()
+    if not question:
+        return "问题是空的，请输入关于文档的问题"
+    if len(question) > MAX_QUESTION_CHARS:
+        return f"问题有 {len(question)} 个字符，上限是 {MAX_QUESTION_CHARS}，请缩短后再问"
+    return ""
 
 
 def streaming_message(text: str) -> str:
@@ -207,7 +259,9 @@ def chat_messages(turns: Sequence[Turn], pending: tuple[str, str] | None = None)
     for i, turn in enumerate(turns):
         messages.append({"role": "user", "content": md_text(turn.question)})
         if turn.answer is not None:
-            content = answer_message(turn.answer, i)
+            content = resolved_note(turn) + answer_message(turn.answer, i)
+        elif turn.restored:
+            content = md_text(turn.restored) + f'\n\n<span class="note">{md_text(_RESTORED_NOTE)}</span>'
         else:
             content = f'<span class="note error">{md_text(turn.error)}</span>'
         messages.append({"role": "assistant", "content": content})
@@ -218,23 +272,46 @@ def chat_messages(turns: Sequence[Turn], pending: tuple[str, str] | None = None)
     return messages
 
 
-def _meta(title: str, date: str | None, file: str) -> str:
+def _meta(title: str, date: str | None, file: str, location: str = "") -> str:
     bits = [f'<span class="doc-title">{esc(title)}</span>']
     if date:
         bits.append(f'<span class="doc-date">{esc(date)}</span>')
     bits.append(f'<span class="doc-file">{esc(file)}</span>')
+    if location:  # 第3页, 工作表“产量” 第4行: where in the source file (issue 15)
+        bits.append(f'<span class="doc-location">{esc(location)}</span>')
     return '<div class="doc-meta">' + "".join(bits) + "</div>"
 
 
-def _highlight(text: str, start: int, end: int, mark_id: str = "", inner: tuple[int, int] | None = None) -> str:
-    """Return `text` escaped with [start, end) marked, and inside it the `inner` span (the short answer) in bold."""
+def _highlight(text: str, start: int, end: int, mark_id: str = "", inner: tuple[int, int] | None = None,
+               low: Sequence[tuple[int, int, float]] = ()) -> str:
+    """Return `text` escaped with [start, end) marked, and inside it the `inner` span (the short answer) in bold.
+
+    `low` spans (OCR lines read with low confidence) are wrapped so the page can show them as uncertain.
+    """
     start, end = max(0, min(start, len(text))), max(0, min(end, len(text)))
     ident = f' id="{mark_id}"' if mark_id else ""
-    body = esc(text[start:end])
+
+    def piece(a: int, b: int) -> str:
+        return _esc_low(text, a, b, low) if low else esc(text[a:b])
+
+    body = piece(start, end)
     if inner is not None and start <= inner[0] < inner[1] <= end:
         a, b = inner
-        body = f'{esc(text[start:a])}<strong class="answer-span">{esc(text[a:b])}</strong>{esc(text[b:end])}'
-    return f"{esc(text[:start])}<mark{ident}>{body}</mark>{esc(text[end:])}"
+        body = f'{piece(start, a)}<strong class="answer-span">{piece(a, b)}</strong>{piece(b, end)}'
+    return f"{piece(0, start)}<mark{ident}>{body}</mark>{piece(end, len(text))}"
+
+
+def _esc_low(text: str, a: int, b: int, low: Sequence[tuple[int, int, float]]) -> str:
+    out, pos = [], a
+    for s, e, confidence in low:
+        s, e = max(s, a), min(e, b)
+        if s >= e or s < pos:
+            continue
+        out.append(esc(text[pos:s]))
+        out.append(f'<span class="ocr-low" title="OCR 识别置信度 {confidence:.2f}，可能有误">{esc(text[s:e])}</span>')
+        pos = e
+    out.append(esc(text[pos:b]))
+    return "".join(out)
 
 
 def _chunk_of(answer: Answer, citation: Citation) -> Hit | None:
@@ -250,7 +327,7 @@ def sources_overview(turn: Turn, index: int) -> str:
         items = [_citation_card(index, c) for c in answer.citations]
         return _panel("本回答的出处", "点击回答中的 [n] 或下面的条目，查看原文段落。", items)
     if answer.passages:
-        items = [_passage_card(index, h, turn.documents.get(h.chunk.doc_id)) for h in answer.passages[:3]]
+        items = [_passage_card(index, h, turn.documents.get(h.chunk.doc_id)) for h in answer.passages[:RELATED_CARDS]]
         return _panel("可能相关的段落", "资料里没有找到确切答案，这些段落与问题最接近。", items)
     return _panel("出处", "没有检索到相关段落。", [])
 
@@ -267,13 +344,16 @@ def _panel(title: str, hint: str, items: Sequence[str]) -> str:
 
 def _citation_card(turn: int, c: Citation) -> str:
     return (f'<div class="card clickable {_key(turn, c.n)}" role="button" tabindex="0">'
-            f'<span class="badge">{c.n}</span>{_meta(c.title, c.date, c.file)}'
+            f'<span class="badge">{c.n}</span>{_meta(c.title, c.date, c.file, c.location)}'
             f'<div class="sentence">{esc(c.sentence)}</div></div>')
+
+
+RELATED_CARDS = 3  # possibly related passages listed after an abstention
 
 
 def _passage_card(turn: int, hit: Hit, document: Document | None) -> str:
     text = hit.chunk.text
-    snippet = text if len(text) <= 140 else text[:140] + "…"
+    snippet = text if len(text) <= 140 else text[:140] + "…（点击查看完整段落）"
     meta = _meta(document.title, document.date, document.file) if document else _meta(hit.chunk.doc_id, None, "")
     return (f'<div class="card clickable {_key(turn, f"p{hit.rank}")}" role="button" tabindex="0">'
             f'<span class="badge muted">{hit.rank}</span>{meta}<div class="sentence">{esc(snippet)}</div></div>')
@@ -294,7 +374,8 @@ def focused_citation(turn: Turn, index: int, n: int) -> tuple[str, Focus | None]
         passage = _highlight(hit.chunk.text, local, local + (citation.end - citation.start), "focus-mark", inner)
     else:
         passage = f"<mark>{esc(citation.sentence)}</mark>"
-    card = (f'<div class="card focused"><span class="badge">{n}</span>{_meta(citation.title, citation.date, citation.file)}'
+    card = (f'<div class="card focused"><span class="badge">{n}</span>'
+            f'{_meta(citation.title, citation.date, citation.file, citation.location)}'
             f'<div class="passage">{passage}</div></div>')
     others = [_citation_card(index, c) for c in answer.citations if c.n != n]
     html_ = _panel(f"出处 [{n}]", "高亮的是支持这句回答的原文。", [card])
@@ -308,8 +389,8 @@ def focused_citation(turn: Turn, index: int, n: int) -> tuple[str, Focus | None]
     return html_, focus
 
 
-def focused_passage(turn: Turn, rank: int) -> tuple[str, Focus | None]:
-    """Return the sources panel opened on retrieved passage `rank` (for abstained answers)."""
+def focused_passage(turn: Turn, rank: int, turn_index: int = 0) -> tuple[str, Focus | None]:
+    """Return the sources panel opened on retrieved passage `rank` (for abstained answers), the others listed below."""
     answer = turn.answer
     hit = next((h for h in answer.passages if h.rank == rank), None) if answer else None
     if hit is None:
@@ -319,26 +400,61 @@ def focused_passage(turn: Turn, rank: int) -> tuple[str, Focus | None]:
     card = (f'<div class="card focused"><span class="badge muted">{rank}</span>{_meta(title, date, file)}'
             f'<div class="passage"><mark id="focus-mark">{esc(hit.chunk.text)}</mark></div></div>')
     focus = Focus(document, hit.chunk.orig_start, hit.chunk.orig_end) if document else None
-    return _panel("可能相关的段落", "资料中没有确切答案；这是检索到的段落之一。", [card]), focus
+    html_ = _panel(f"可能相关的段落 {rank}", "资料中没有确切答案；这是检索到的段落之一，完整显示。", [card])
+    # The other related passages stay listed, so opening one never loses the rest.
+    others = [_passage_card(turn_index, h, turn.documents.get(h.chunk.doc_id))
+              for h in answer.passages[:RELATED_CARDS] if h.rank != rank]
+    if others:
+        html_ += _panel("其他可能相关的段落", "点击条目可完整查看。", others)
+    return html_, focus
 
 
 def article_view(focus: Focus) -> str:
     """Return the whole original file with the focused span highlighted in place."""
     doc = focus.document
-    body = _highlight(doc.original, focus.orig_start, focus.orig_end, "article-mark", focus.answer)
-    return (f'<div class="article-box"><div class="sources-head">全文</div>{_meta(doc.title, doc.date, doc.file)}'
+    low = [(r.start, r.end, r.confidence) for r in getattr(doc, "regions", ())
+           if r.kind == "ocr" and r.confidence is not None and r.confidence < LOW_CONFIDENCE]
+    body = _highlight(doc.original, focus.orig_start, focus.orig_end, "article-mark", focus.answer, low)
+    note = f'<p class="note source-gone">{esc(focus.note)}</p>' if focus.note else ""
+    return (f'<div class="article-box"><div class="sources-head">全文</div>{note}{_meta(doc.title, doc.date, doc.file)}'
             f'<div class="article">{body}</div></div>')
 
 
 def copy_text(turn: Turn) -> str:
     """Return the plain text copied by 复制回答: the answer and its numbered sources."""
     if turn.answer is None:
-        return turn.error
+        return turn.error or turn.restored
     lines = [turn.answer.text]
     if turn.answer.citations:
         lines.append("")
         lines.extend(f"[{c.n}] {c.title}（{c.file}）：{c.sentence}" for c in turn.answer.citations)
     return "\n".join(lines)
+
+
+# --- browser-side history -----------------------------------------------------------------------
+
+HISTORY_KEY = "wenyu-conversations"
+MAX_HISTORY = 20  # conversations kept in the browser (localStorage holds a few MB)
+_RESTORED_NOTE = "（从本浏览器的历史恢复：出处未保存，点“重新回答”可重新查看）"
+
+
+def history_record(conversation: str, turns: Sequence[Turn]) -> dict:
+    """Return a conversation as the browser stores it: plain text only (questions, answers with their sources)."""
+    stored = [{"question": t.question, "answer": copy_text(t)} for t in turns]
+    return {"id": conversation, "title": turns[0].question[:40] if turns else "", "saved": time.strftime("%m-%d %H:%M"),
+            "turns": stored}
+
+
+def restored_turns(record: dict) -> list[Turn]:
+    """Return the turns of a stored conversation (answers as text; their sources are not kept)."""
+    return [Turn(str(t.get("question", "")), restored=str(t.get("answer", "")) or "（无回答）")
+            for t in record.get("turns", []) if isinstance(t, dict)]
+
+
+def history_choices(history) -> list[tuple[str, str]]:
+    """Return the history dropdown's (label, id) choices, newest first."""
+    records = [r for r in (history or []) if isinstance(r, dict) and r.get("id")]
+    return [(f"{r.get('saved', '')} · {r.get('title', '')}（{len(r.get('turns', []))} 问）", r["id"]) for r in records]
 
 
 # --- the app -----------------------------------------------------------------------------------
@@ -357,10 +473,27 @@ class ChatApp:
         self.reader = Reader()  # one reader for every question: it loads its weights on first use
         # Where Gradio saves uploads (GRADIO_TEMP_DIR, else <tmp>/gradio), read as gr.Blocks reads it.
         self.upload_dir = Path(get_upload_folder()).resolve()
+        self.freshness = FreshnessCheck(kb.docs_dir, kb.index_dir)  # what changed on disk under the live index
+        self._adopted: tuple[Path | None, str] = (None, "")  # the build switched to from disk, and the note
 
     def answerer(self) -> Answerer:
         """Return an answerer over the live index (cheap: it shares the loaded index and the reader)."""
+        self._follow_disk()  # a build another process finished is answered from (checked every 2 s at most)
         return Answerer(self.kb.index, settings=self.settings, reader=self.reader)
+
+    def _follow_disk(self):
+        """Switch to a newer build on disk, if there is one; return the live index and how the disk differs."""
+        index = self.kb.index
+        state = self.freshness.check(index.path, index.manifest)
+        if state.newer_build:
+            adopted = self.kb.adopt_newer_build()
+            if adopted is not None:
+                index = adopted
+                built = str(adopted.manifest.get("built_at", ""))[:19].replace("T", " ")
+                self._adopted = (adopted.path, f"已换用磁盘上更新的索引（另一进程于 {built} UTC 建成）："
+                                               f"{len(adopted.documents)} 篇文档，{len(adopted.chunks)} 个段落。")
+                state = self.freshness.check(index.path, index.manifest, force=True)
+        return self.kb.index, state
 
     # API ---------------------------------------------------------------------------------------
 
@@ -404,7 +537,7 @@ class ChatApp:
             raise refusal(str(exc)) from exc
         except Exception as exc:  # as on the page: the reason, not Gradio's generic error
             log.exception("adding %s failed", name)
-            raise gr.Error(f"{name}：索引失败（{type(exc).__name__}: {exc}），知识库未改变") from exc
+            raise gr.Error(f"{name}：索引失败（{type(exc).__name__}: {exc}），知识库未改变", title="出错了") from exc
         finally:
             discard_upload(path, self.upload_dir)
         return {"file": upload.name, "source": upload.source, "converted": upload.converted,
@@ -442,7 +575,7 @@ class ChatApp:
         """Stream the answer to `question`: yields (textbox, chat, turns, sources, copy text) updates."""
         question = (question or "").strip()
         if not question:
-            gr.Warning("请先输入问题。")
+            gr.Warning("请先输入问题。", title="提示")
             yield gr.update(), gr.update(), turns, gr.update(), gr.update()
             return
         yield from self._answer(question, list(turns), mode, k, answer_mode)
@@ -454,22 +587,28 @@ class ChatApp:
             return
         yield from self._answer(turns[-1].question, list(turns[:-1]), mode, k, answer_mode)
 
-    def _answer(self, question: str, turns: list[Turn], mode: str, k: float, answer_mode: str) -> Iterator[tuple]:
+    def _answer(self, question: str, turns: list[Turn], mode: str, k: float, answer_mode: str,
+                literal: bool = False) -> Iterator[tuple]:
         yield "", chat_messages(turns, (question, "")), turns, sources_placeholder("正在检索……"), ""
         answerer = self.answerer()  # one index for the whole answer, even if the knowledge base changes meanwhile
-        history = [t.question for t in turns]
+        # Earlier questions as they were understood, so the topic carries over several follow-ups;
+        # `literal` asks the question as typed, with no conversation.
+        history = [] if literal else [resolved_question(t) or t.question for t in turns]
         partial, answer = "", None
+        # Only an LLM's answer is worth streaming. The reader's and the sentence picker's are whole after
+        # 10-60 ms, before their first piece: sent piece by piece they reached the page at once anyway.
+        streamed = AnswerMode(answer_mode) is AnswerMode.LLM and answerer.llm_available
         try:
             for item in self._stream(answerer, question, history, mode, int(k), answer_mode):
                 if isinstance(item, Answer):
                     answer = item
                 elif isinstance(item, Discard):  # the LLM failed mid-answer: what it streamed is dropped
                     partial = ""
-                else:
+                elif streamed:
                     partial += item
                     yield gr.update(), chat_messages(turns, (question, partial)), turns, gr.update(), gr.update()
         except QuestionError as exc:
-            turn = Turn(question, error=f"这个问题无法处理：{exc}")
+            turn = Turn(question, error=f"这个问题无法处理：{question_problem(question) or exc}")
         except Exception as exc:  # the page must survive any failure of one answer
             log.exception("answering %r failed", question)
             turn = Turn(question, error=f"回答时出错：{type(exc).__name__}: {exc}")
@@ -480,9 +619,57 @@ class ChatApp:
         turns = turns + [turn]
         yield gr.update(), chat_messages(turns), turns, sources_overview(turn, len(turns) - 1), copy_text(turn)
 
+    def ask_literal(self, turns: list[Turn], mode: str, k: float, answer_mode: str):
+        """Answer the last question again as typed, without the conversation (the follow-up was misread)."""
+        if not turns:
+            yield gr.update(), gr.update(), turns, gr.update(), gr.update()
+            return
+        yield from self._answer(turns[-1].question, list(turns[:-1]), mode, k, answer_mode, literal=True)
+
+    def follow_up_view(self, turns: list[Turn]):
+        """Return the bar under the chat for the last answer's follow-up: how it was understood, or hidden."""
+        resolved = resolved_question(turns[-1]) if turns else ""
+        if not resolved:
+            return gr.update(visible=False), ""
+        return gr.update(visible=True), f"上一问“{md_text(turns[-1].question)}”理解为：**{md_text(resolved)}**"
+
+    def after_answer(self, turns: list[Turn]):
+        """Return the follow-up bar and the index notice, refreshed after an answer."""
+        return (*self.follow_up_view(turns), *self.index_notice())
+
+    def edit_resolved(self, turns: list[Turn]):
+        """Put the last follow-up, as understood, into the question box for correcting."""
+        resolved = resolved_question(turns[-1]) if turns else ""
+        return resolved or gr.update()
+
     def clear(self):
         """Return an empty conversation."""
         return [], [], sources_placeholder(), "", None, gr.update(visible=False), gr.update(value="", visible=False)
+
+    def remember(self, turns: list[Turn], conversation: str, history: list[dict] | None):
+        """Store the conversation in the browser's history (newest first); return history, picker, conversation id."""
+        history = list(history or [])
+        if not turns:
+            return history, gr.update(), conversation
+        conversation = conversation or f"c{time.time_ns()}"
+        history = [history_record(conversation, turns)] + [r for r in history if r.get("id") != conversation]
+        history = history[:MAX_HISTORY]
+        return history, gr.update(choices=history_choices(history), value=None), conversation
+
+    def restore(self, choice: str | None, history: list[dict] | None):
+        """Show a stored conversation again: yields chat, turns, sources, copy text, conversation id."""
+        record = next((r for r in history or [] if isinstance(r, dict) and r.get("id") == choice), None)
+        if record is None:
+            gr.Warning("请先在下拉框中选择要恢复的对话。", title="提示")
+            return gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
+        turns = restored_turns(record)
+        last = copy_text(turns[-1]) if turns else ""
+        return (chat_messages(turns), turns, sources_placeholder("已恢复历史对话；出处未保存，可点“重新回答”重新查看。"),
+                last, record["id"])
+
+    def forget(self):
+        """Clear the browser's history of conversations."""
+        return [], gr.update(choices=[], value=None), "✓ 已清除本浏览器保存的历史对话"
 
     def open_source(self, key: str, turns: list[Turn]):
         """Open citation `cite-key-<turn>-<n>` (or retrieved passage `cite-key-<turn>-p<rank>`) in the sources panel."""
@@ -492,10 +679,24 @@ class ChatApp:
         turn_index, number = int(match.group(1)), int(match.group(3))
         turn = turns[turn_index]
         if match.group(2):
-            panel, focus = focused_passage(turn, number)
+            panel, focus = focused_passage(turn, number, turn_index)
         else:
             panel, focus = focused_citation(turn, turn_index, number)
+        if focus is not None:
+            note = self.source_note(focus.document)
+            if note:  # an old answer's source was deleted or edited since: say so above the passage
+                panel = f'<p class="note source-gone">{esc(note)}</p>' + panel
+                focus = replace(focus, note=note)
         return panel, focus, gr.update(visible=focus is not None), gr.update(value="", visible=False)
+
+    def source_note(self, document: Document) -> str:
+        """Return a note when `document` (as an answer saw it) was since deleted or changed, else ""."""
+        live = next((d for d in self.kb.index.documents.values() if d.file == document.file), None)
+        if live is None:
+            return f"这篇文档（{document.file}）已从知识库删除：下面是回答时的原文，新的提问不会再引用它。"
+        if live.sha256 != document.sha256:
+            return f"这篇文档（{document.file}）在回答之后已修改：下面是回答时的版本，与现在的文件不同。"
+        return ""
 
     def show_article(self, focus: Focus | None):
         """Show the whole original article of the focused passage, the span highlighted."""
@@ -595,6 +796,10 @@ class ChatApp:
         llm = answerer.llm_available
         with gr.Blocks(title="问渝 · 有出处的中文问答", analytics_enabled=False) as demo:
             header = gr.HTML(self.header())
+            with gr.Row(elem_id="index-notice", visible=False) as notice:
+                notice_text = gr.Markdown("", elem_id="index-notice-text")
+                update_index = gr.Button("更新索引", size="sm", variant="primary", elem_id="index-update", visible=False)
+            self._notice_outputs = [notice, notice_text, update_index, header]
             turns = gr.State([])
             focus = gr.State(None)
             with gr.Tabs():
@@ -612,8 +817,47 @@ class ChatApp:
             gr.api(self.remove_document, api_name="delete_document", concurrency_id="kb", concurrency_limit=1)
             # Values given at build time are the page's defaults; a page opened after a knowledge-base
             # change must show the documents as they are now.
-            demo.load(self.page_views, None, [header, table, choice], api_visibility="private")
+            notice_views = {"fn": self.index_notice, "outputs": self._notice_outputs, "show_progress": "hidden",
+                            "api_visibility": "private", "concurrency_id": "notice", "concurrency_limit": 1}
+            demo.load(**notice_views).then(self.page_views, None, [header, table, choice], api_visibility="private")
+            # A page left open notices another process's build or an edited document without a question.
+            gr.Timer(NOTICE_SECONDS).tick(**notice_views)
+            update_index.click(self.update_index, None, [*self._notice_outputs, table, choice], api_visibility="private",
+                               concurrency_id="kb", concurrency_limit=1)
         return demo
+
+    def index_notice(self):
+        """Return the notice above the tabs: a newer build on disk (switched to) or changed documents.
+
+        A build another process finished (`rag index`) is complete and checked when loaded, and it is
+        what that user asked for: it is switched to at once. Edited or added files are only reported,
+        with a button to update: a file may be half-saved, and an update costs the CPU while answering.
+        """
+        index, state = self._follow_disk()
+        lines, offer_update = [], False
+        adopted_path, adopted_message = self._adopted
+        if adopted_path == index.path:
+            lines.append(adopted_message)
+        if self.kb.changing:
+            lines.append("索引正在更新，完成后自动换用；在此之前，回答仍基于原索引。")
+        elif state.documents_changed:
+            parts = [f"{what} {'、'.join(names[:3])}{' 等' if len(names) > 3 else ''}"
+                     for what, names in (("已修改", state.changed), ("新增", state.added), ("已移除", state.removed))
+                     if names]
+            lines.append(f"文档目录有改动，索引尚未更新（{'；'.join(parts)}）：回答仍基于原来的文档。"
+                         "点“更新索引”重建（只嵌入改动的内容）。")
+            offer_update = True
+        text = "\n\n".join(md_text(line) for line in lines)
+        return gr.update(visible=bool(lines)), text, gr.update(visible=offer_update), self.header()
+
+    def update_index(self, progress=gr.Progress()):
+        """Rebuild the index from the documents folder (the notice's button); return the notice and the KB views."""
+        try:
+            self.kb.rebuild(progress=_progress(progress))
+        except (FileNotFoundError, IndexProblem) as exc:
+            gr.Warning(f"索引未更新，原索引仍在使用：{exc}")
+        table, choice, _, _ = self._kb_views("")
+        return (*self.index_notice(), table, choice)
 
     def page_views(self):
         """Return the header, document table and delete choices for a newly opened page."""
@@ -632,10 +876,23 @@ class ChatApp:
                     question = gr.Textbox(placeholder="输入问题，按回车发送（Shift+回车换行）", show_label=False,
                                           lines=1, max_lines=4, scale=6, elem_id="question", autofocus=True)
                     send = gr.Button("发送", variant="primary", scale=1, min_width=80, elem_id="send")
+                with gr.Row(elem_id="follow-up", visible=False) as follow_up:
+                    follow_up_text = gr.Markdown("", elem_id="follow-up-text")
+                    literal = gr.Button("按原话提问（不结合上文）", size="sm", elem_id="ask-literal")
+                    edit = gr.Button("修改理解后再问", size="sm", elem_id="edit-resolved")
                 with gr.Row(elem_id="chat-actions"):
                     retry = gr.Button("↻ 重新回答", size="sm", elem_id="retry")
                     copy = gr.Button("复制回答", size="sm", elem_id="copy")
                     clear = gr.Button("✕ 清空对话", size="sm", elem_id="clear")
+                # Outside the accordion: a closed one does not mount its components, so nothing would be stored.
+                history = gr.BrowserState([], storage_key=HISTORY_KEY)
+                conversation = gr.State("")
+                with gr.Accordion("历史对话（保存在本浏览器）", open=False, elem_id="history"):
+                    with gr.Row():
+                        picker = gr.Dropdown(choices=[], value=None, label="选择对话", scale=4, elem_id="history-choice")
+                        restore = gr.Button("恢复", size="sm", scale=1, elem_id="history-restore")
+                        forget = gr.Button("清除历史", size="sm", variant="stop", scale=1, elem_id="history-clear")
+                    history_status = gr.Markdown("", elem_id="history-status")
                 examples = self.examples()
                 shown = None
                 if examples:
@@ -663,19 +920,42 @@ class ChatApp:
         settings = [mode, k, answer_mode]
         outputs = [question, chatbot, turns, sources, copy_value]
         hidden = {"api_visibility": "private"}
+        follow_up_views = {"fn": self.after_answer, "inputs": [turns],
+                           "outputs": [follow_up, follow_up_text, *self._notice_outputs], "show_progress": "hidden",
+                           **hidden}
+        answered = []
         for trigger in (question.submit, send.click):
-            trigger(self.respond, [question, turns, *settings], outputs, concurrency_limit=ANSWER_SLOTS, **hidden).then(
-                lambda: (gr.update(visible=False), gr.update(visible=False)), None, [view_article, article], **hidden)
+            answered.append(trigger(self.respond, [question, turns, *settings], outputs, concurrency_limit=ANSWER_SLOTS, **hidden).then(
+                lambda: (gr.update(visible=False), gr.update(visible=False)), None, [view_article, article], **hidden
+            ).then(**follow_up_views))
         if shown is not None:  # clicking an example asks it
-            shown.load_input_event.then(self.respond, [question, turns, *settings], outputs, concurrency_limit=ANSWER_SLOTS,
-                                        **hidden)
-        retry.click(self.retry, [turns, *settings], outputs, concurrency_limit=ANSWER_SLOTS, **hidden)
+            answered.append(shown.load_input_event.then(self.respond, [question, turns, *settings], outputs,
+                                                        concurrency_limit=ANSWER_SLOTS, **hidden).then(**follow_up_views))
+        answered.append(retry.click(self.retry, [turns, *settings], outputs, concurrency_limit=ANSWER_SLOTS, **hidden).then(
+            **follow_up_views))
+        answered.append(literal.click(self.ask_literal, [turns, *settings], outputs, concurrency_limit=ANSWER_SLOTS,
+                                      **hidden).then(**follow_up_views))
+        edit.click(self.edit_resolved, [turns], [question], show_progress="hidden", **hidden)
         chatbot.clear(self.clear, None, [chatbot, turns, sources, copy_value, focus, view_article, article], **hidden)
         clear.click(self.clear, None, [chatbot, turns, sources, copy_value, focus, view_article, article], **hidden)
+        for trigger in (clear.click, chatbot.clear):
+            trigger(lambda: gr.update(visible=False), None, [follow_up], **hidden)
         copy.click(None, [copy_value], None, js=_COPY_JS, **hidden)
         cite_open.click(self.open_source, [cite_key, turns], [sources, focus, view_article, article],
                         show_progress="hidden", **hidden)
         view_article.click(self.show_article, [focus], [article], show_progress="hidden", **hidden)
+        # Browser-side history: every answered turn updates the conversation's record; 清空对话 starts a new one.
+        saved = [history, picker, conversation]
+        remember = {"fn": self.remember, "inputs": [turns, conversation, history], "outputs": saved,
+                    "show_progress": "hidden", **hidden}
+        for event in answered:
+            event.then(**remember)
+        for trigger in (clear.click, chatbot.clear):
+            trigger(lambda: "", None, [conversation], **hidden)
+        restore.click(self.restore, [picker, history], [chatbot, turns, sources, copy_value, conversation], **hidden)
+        forget.click(self.forget, None, [history, picker, history_status], **hidden)
+        gr.context.Context.root_block.load(lambda h: gr.update(choices=history_choices(h), value=None), [history],
+                                           [picker], **hidden)
 
     def _kb_tab(self, header) -> tuple[gr.Dataframe, gr.Dropdown]:
         convert = "、".join(CONVERTED_SUFFIXES)
@@ -692,8 +972,8 @@ class ChatApp:
         )
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
-                files = gr.File(label="上传文档", file_count="multiple", file_types=list(UPLOAD_SUFFIXES),
-                                type="filepath", elem_id="upload")
+                # No file_types: Gradio's own check refuses in English ("Invalid file type"); KnowledgeBase.add says why in Chinese.
+                files = gr.File(label="上传文档", file_count="multiple", type="filepath", elem_id="upload")
                 upload = gr.Button("上传并更新索引", variant="primary", elem_id="upload-button")
             with gr.Column(scale=2):
                 choice = gr.Dropdown(choices=[r[1] for r in self.document_table()], label="删除文档",
@@ -703,9 +983,12 @@ class ChatApp:
         status = gr.Markdown("", elem_id="kb-status")
         hidden = {"api_visibility": "private", "concurrency_id": "kb", "concurrency_limit": 1}
         views = [table, choice, status, header]
-        upload.click(self.upload, [files], views + [files], **hidden)
-        delete.click(self.delete, [choice], views, js=_CONFIRM_DELETE_JS, **hidden)
-        rebuild.click(self.rebuild, None, views, **hidden)
+        # After a change of ours the notice about the disk is out of date (a switch it reported, files it listed).
+        notice = {"fn": self.index_notice, "outputs": self._notice_outputs, "show_progress": "hidden",
+                  "api_visibility": "private"}
+        upload.click(self.upload, [files], views + [files], **hidden).then(**notice)
+        delete.click(self.delete, [choice], views, js=_CONFIRM_DELETE_JS, **hidden).then(**notice)
+        rebuild.click(self.rebuild, None, views, **hidden).then(**notice)
         return table, choice
 
     def _eval_tab(self) -> None:
@@ -714,7 +997,8 @@ class ChatApp:
             return
         gr.Markdown(
             f"用金标准问题集 `{self.gold_path}` 评测当前知识库：检索（Recall、MRR、nDCG）、回答（包含率、F1）、"
-            f"引用（精确率、召回率）与拒答。报告保存在 `{self.eval_dir}`。共享 CPU 上跑全部问题需要几分钟。",
+            f"引用（精确率、召回率）与拒答。报告保存在 `{self.eval_dir}`。"
+            "用时取决于题数、配置数和机器负载（首次运行还要加载模型），完成后显示实测用时，每题平均用时见汇总表。",
             elem_classes=["hint"],
         )
         with gr.Row():
@@ -729,7 +1013,8 @@ class ChatApp:
         status = gr.Markdown("", elem_id="eval-status")
         summary = gr.Dataframe(headers=[label for label, _ in EVAL_COLUMNS], interactive=False, label="汇总",
                                elem_id="eval-summary")
-        plots = gr.Gallery(label="图表", columns=2, height=400, object_fit="contain", elem_id="eval-plots",
+        # height="auto": a fixed height cropped the plots' x axis until a plot was clicked.
+        plots = gr.Gallery(label="图表", columns=2, height="auto", object_fit="contain", elem_id="eval-plots",
                            buttons=["fullscreen", "download"])
         with gr.Row():
             only_misses = gr.Radio([("全部问题", False), ("只看错题", True)], value=False, label="逐题结果")
@@ -756,6 +1041,7 @@ class ChatApp:
         def update(stage: str, done: int, total: int) -> None:
             progress((done, total), desc=f"{stage}")
 
+        started = time.monotonic()
         try:
             report = evaluate.run_eval(
                 self.kb.index, self.gold_path, modes=modes, answer_modes=answer_modes or [AnswerMode.READER.value],
@@ -763,10 +1049,11 @@ class ChatApp:
                 settings=self.settings,
             )
         except (evaluate.GoldError, ValueError) as exc:
-            raise gr.Error(f"评测无法运行：{exc}") from exc
+            raise gr.Error(f"评测无法运行：{exc}", title="出错了") from exc
         images = [(_image(p), p.stem) for p in report.plots]
-        lines = [f"完成：{report.settings['questions']} 题 × {len(report.rows)} 种配置。报告：{report.report_dir}/report.md"]
-        lines += [f"注：{note}" for note in report.notes]
+        lines = [f"完成：{report.settings['questions']} 题 × {len(report.rows)} 种配置，用时 {time.monotonic() - started:.1f} 秒。"
+                 f"报告：{report.report_dir}/report.md"]
+        lines += [f"注：{page_note(note)}" for note in report.notes]
         configs = ["全部配置"] + [row.label for row in report.rows]
         return ("\n\n".join(md_text(line) for line in lines), summary_rows(report), images,
                 question_rows(report), gr.update(choices=configs, value="全部配置"))
@@ -845,10 +1132,20 @@ def _status(lines: Sequence[str]) -> str:
     return "\n\n".join(md_text(line) for line in lines)
 
 
+# What each stage of an index update is called on the page (stages of build_index and KnowledgeBase).
+_STAGES = {"read": "读取并切分文档", "bm25": "建立关键词索引", "save": "保存索引", "load": "载入新索引"}
+
+
 def _progress(progress) -> Callable[[str, int, int], None]:
     def update(stage: str, done: int, total: int) -> None:
-        # Only new text is embedded, so `done` may stop short of `total`: cached passages are skipped.
-        progress((done, max(done, total)), desc=f"嵌入新段落（{done}）")
+        if stage.startswith("OCR"):  # a scan read page by page before anything is embedded
+            progress((done, max(done, total, 1)), desc=f"{stage}识别中（{done}/{total}页）")
+            return
+        if stage == "embed":  # counts only the text not yet in the cache, batch by batch
+            if total:
+                progress((done, total), desc="嵌入新内容（段落与句子）", unit="条")
+            return
+        progress(None, desc=_STAGES.get(stage, stage))
 
     return update
 

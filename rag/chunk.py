@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import asdict, dataclass
 
@@ -37,6 +38,7 @@ def chunk_document(doc: Document, config: ChunkConfig = ChunkConfig()) -> list[C
     text = doc.text
     units = _units(text, config.max_chars)
     headings = [_is_heading(text, s, e, config) for s, e in units]
+    rows = _row_of_units(doc, units)
     spans: list[tuple[int, int]] = []  # (first unit, last unit) per chunk
     current: list[int] = []
     i = 0
@@ -44,9 +46,11 @@ def chunk_document(doc: Document, config: ChunkConfig = ChunkConfig()) -> list[C
         if current:
             too_long = units[i][1] - units[current[0]][0] > config.max_chars
             at_heading = headings[i] and units[current[-1]][1] - units[current[0]][0] >= config.min_chars
-            if too_long or at_heading:
+            # A table row is a passage of its own ("列名：值；…"); only a caption just before it joins it.
+            new_row = rows[i] != rows[current[-1]] and (rows[i] is None or not all(headings[k] for k in current))
+            if too_long or at_heading or new_row:
                 spans.append((current[0], current[-1]))
-                carry = current[-config.overlap :] if config.overlap and not at_heading else []
+                carry = current[-config.overlap :] if config.overlap and not (at_heading or new_row) else []
                 # Carry sentences over only while the next one still fits beside them.
                 while carry and units[i][1] - units[carry[0]][0] > config.max_chars:
                     carry = carry[1:]
@@ -81,6 +85,20 @@ def chunk_document(doc: Document, config: ChunkConfig = ChunkConfig()) -> list[C
             )
         )
     return chunks
+
+
+def _row_of_units(doc: Document, units: list[tuple[int, int]]) -> list[int | None]:
+    """Return, per unit, the index of the table row (a `row` region of the document) it lies in, else None."""
+    rows = [r for r in doc.regions if r.kind == "row"]
+    if not rows:
+        return [None] * len(units)
+    starts = [r.start for r in rows]
+    out: list[int | None] = []
+    for start, _ in units:
+        orig = doc.offsets[start]
+        k = bisect.bisect_right(starts, orig) - 1
+        out.append(k if k >= 0 and orig < rows[k].end else None)
+    return out
 
 
 def _units(text: str, max_chars: int) -> list[tuple[int, int]]:

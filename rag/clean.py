@@ -7,7 +7,9 @@ so they never glue two sentences together.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.text import is_cjk
@@ -38,9 +40,20 @@ class _Line:
         return sum(0.5 if c.isascii() else 1.0 for c in self.chars)
 
 
-def clean(original: str) -> tuple[str, list[int]]:
-    """Return (cleaned text, offsets) where offsets[i] is the original offset of cleaned char i."""
+def clean(original: str, drop: Sequence[tuple[int, int]] = ()) -> tuple[str, list[int]]:
+    """Return (cleaned text, offsets) where offsets[i] is the original offset of cleaned char i.
+
+    Lines starting inside a `drop` span of the original (running headers and footers) are left out;
+    the offsets of everything kept still point into `original`.
+    """
     lines = _lines(original)
+    if drop:
+        starts = {s for s, _ in drop}
+        pos = 0
+        for k, raw in enumerate(original.split("\n")):
+            if pos in starts:
+                lines[k] = None
+            pos += len(raw) + 1
     for line in lines:
         if line is not None:
             _collapse_doubles(line)
@@ -215,3 +228,36 @@ def _continues(prev: _Line, lines_in_prev: int, line: _Line, wrap: float | None)
     if lines_in_prev >= 2:
         return True  # a paragraph already wrapped once and still mid-sentence goes on
     return prev.last_width >= wrap - 2.5 or prev.last_width >= 0.7 * line.width
+
+
+_PAGE_NUMBER = re.compile(r"\d+")
+RUNNING_EDGE_LINES = 2  # lines looked at on each page's top and bottom
+
+
+def running_lines(original: str, pages: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Return the original spans of lines repeated at the top or bottom of most pages (running headers, footers).
+
+    Lines are compared with digits folded ("第 3 页" = "第 4 页"), position by position from each edge, so
+    a page number or a header carrying a date counts as the same line. Needs three pages: on two, a
+    document's title and its first header cannot be told apart.
+    """
+    if len(pages) < 3:
+        return []
+    seen: dict[tuple[str, int, str], list[tuple[int, int]]] = {}
+    for start, end in pages:
+        lines, pos = [], start
+        for raw in original[start:end].split("\n"):
+            if raw.strip():
+                lines.append((pos, pos + len(raw), raw))
+            pos += len(raw) + 1
+        edges = [("top", i, line) for i, line in enumerate(lines[:RUNNING_EDGE_LINES])]
+        edges += [("bottom", i, line) for i, line in enumerate(reversed(lines[-RUNNING_EDGE_LINES:]))]
+        keys_here = set()
+        for where, i, (s, e, raw) in edges:
+            key = (where, i, _PAGE_NUMBER.sub("#", "".join(raw.split())))
+            if key not in keys_here:
+                keys_here.add(key)
+                seen.setdefault(key, []).append((s, e))
+    need = max(3, -(-len(pages) * 6 // 10))  # on at least 60 % of the pages
+    spans = {span for key, found in seen.items() if len(found) >= need and len(key[2]) <= 80 for span in found}
+    return sorted(spans)

@@ -158,6 +158,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("bench") / "results", help="results folder (default: bench/results/)")
     p.add_argument("--docs", type=Path, default=None, help=DOCS_HELP + "; with --load: copied for the server "
                    "(default: seeds/)")
+    p.add_argument("--ingest", action="store_true", help="only the document-reading figures: OCR seconds per page "
+                   "and table rows indexed per second (bench/results/ingest-latest.md)")
     load = p.add_argument_group("load test (--load)")
     load.add_argument("--load", action="store_true", help="many concurrent /ask clients against a real `rag chat`, "
                       "with uploads and deletes meanwhile")
@@ -215,10 +217,15 @@ def _progress_bar():
     bars: dict[str, tqdm] = {}
 
     def update(stage: str, done: int, total: int) -> None:
+        # A build's short stages (read, bm25, save, load) get no bar; embedding counts the texts
+        # (passages and sentences) not yet in the cache, advancing after each batch.
+        if stage in ("read", "bm25", "save", "load") or (stage == "embed" and total == 0 and stage not in bars):
+            return
         bar = bars.get(stage)
         if bar is None:
-            unit = "chunk" if stage == "embed" else "question"
-            bar = bars[stage] = tqdm(total=total, desc=stage, unit=unit, file=getattr(sys.stderr, "unescaped", sys.stderr), leave=False)
+            desc, unit = ("embedding new text", "text") if stage == "embed" else (stage, "question")
+            bar = bars[stage] = tqdm(total=total, desc=desc, unit=unit, file=getattr(sys.stderr, "unescaped", sys.stderr),
+                                     leave=stage == "embed")
         bar.update(done - bar.n)
         if done >= total:
             bar.close()
@@ -321,7 +328,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if answer.citations:
         print("\n来源 / sources:")
         for c in answer.citations:
-            print(f"[{c.n}] {c.title} · {c.date or '日期不详'} · {c.file} (chars {c.orig_start}-{c.orig_end})")
+            where = f" · {c.location}" if c.location else ""
+            print(f"[{c.n}] {c.title} · {c.date or '日期不详'} · {c.file}{where} (chars {c.orig_start}-{c.orig_end})")
             if c.answer_start is not None:
                 a, b = c.answer_start - c.start, c.answer_end - c.start
                 print(f"    {c.sentence[:a]}{bold}{c.sentence[a:b]}{reset}{c.sentence[b:]}"
@@ -428,7 +436,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
     remove_deleted_leftovers(args.docs)
     kb = KnowledgeBase(args.docs, args.index)
     if not kb.exists:
-        print(f"no index in {args.index} yet: building it from {args.docs}", file=sys.stderr)
+        print(f"no index yet in {Path(args.index).resolve()}: building it from the documents in "
+              f"{Path(args.docs).resolve()}", file=sys.stderr)
         _rebuild(kb)
     else:
         try:
@@ -470,6 +479,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     given = [f"--{k.replace('_', '-')}" for k, v in load_options.items() if v is not None]
     if given:
         raise UserError(f"{', '.join(given)} apply to the load test only: add --load")
+    if args.ingest:
+        from rag import bench_ingest
+
+        config = bench_ingest.IngestConfig.quick_run(out_dir=args.out) if args.quick else \
+            bench_ingest.IngestConfig(out_dir=args.out)
+        report = bench_ingest.run(config, progress=lambda message: print(message, file=sys.stderr))
+        print(report.markdown)
+        print(f"results: {report.json_path}")
+        return 0
     settings = dict(out_dir=args.out, docs_dir=args.docs)
     config = bench.BenchConfig.quick_run(**settings) if args.quick else bench.BenchConfig.full(**settings)
     report = bench.run(config, progress=lambda message: print(message, file=sys.stderr))

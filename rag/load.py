@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.clean import clean
+from rag.clean import clean, running_lines
 from rag.text import cjk_ratio
-from rag.types import Document
+from rag.types import Document, Region
 
 log = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = (".txt", ".md")
+# A converted file's pages, tables and metadata live beside its text: report.txt + report.meta.json.
+META_SUFFIX = ".meta.json"
+_REGION_KINDS = ("page", "table", "row", "ocr")
 _DATE = re.compile(r"(20\d{2}|19\d{2})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
+_ISO_DATE = re.compile(r"(20\d{2}|19\d{2})[-/.](\d{1,2})[-/.](\d{1,2})")
+# What stands before a publication date in a byline: 发布时间：2026-01-10, 来源：重庆日报 2026年1月10日.
+_BYLINE_LABEL = re.compile(r"(发布|发表|刊发|更新|出版|印发)?(时间|日期)\s*[:：]|来源\s*[:：]|作者\s*[:：]|记者")
+_CLAUSE = re.compile(r"[，,。；;！？!?]")
+HEADER_LINES = 8  # title, subtitle, dateline, byline: the header of an article
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TERMINAL = "。！？!?；;：:，,、"
 
 
@@ -119,23 +129,69 @@ def _is_common_hanzi(ch: str, to_simplified) -> bool:
     return False
 
 
+def meta_path(path: Path) -> Path:
+    """Return the metadata file that belongs beside document `path` (report.txt → report.meta.json)."""
+    return path.with_name(path.stem + META_SUFFIX)
+
+
+def file_digest(path: Path) -> str:
+    """Return the hash a document is indexed under: its bytes, and its metadata file's when it has one."""
+    digest = hashlib.sha256(path.read_bytes())
+    meta = meta_path(path)
+    if meta.is_file():
+        digest.update(b"\0meta\0" + meta.read_bytes())
+    return digest.hexdigest()
+
+
+def read_meta(path: Path, size: int) -> dict:
+    """Return the metadata stored beside `path` (title, date, source, regions); {} when absent or unusable.
+
+    `size` is the length of the document's original text: regions outside it are dropped, so a
+    metadata file that no longer fits its text cannot break citations.
+    """
+    meta = meta_path(path)
+    if not meta.is_file():
+        return {}
+    try:
+        raw = json.loads(meta.read_text(encoding="utf-8"))
+        regions = []
+        for item in raw.get("regions", []):
+            kind, start, end, label, confidence = (list(item) + [None] * 5)[:5]
+            if kind in _REGION_KINDS and type(start) is int and type(end) is int and 0 <= start < end <= size:
+                regions.append(Region(kind, start, end, str(label or ""),
+                                      float(confidence) if confidence is not None else None))
+        return {"title": str(raw.get("title") or "").strip(), "date": raw.get("date") or None,
+                "source": str(raw.get("source") or ""), "regions": tuple(regions),
+                "notes": tuple(str(n) for n in raw.get("notes", []) if n)}
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        log.warning("ignored %s: %s", meta.name, exc)
+        return {}
+
+
 def load_file(path: Path, name: str | None = None) -> Document:
-    """Return the `Document` for one text file; raise DecodeError when it is not text."""
+    """Return the `Document` for one text file (with its metadata file, if any); raise DecodeError when it is not text."""
     data = path.read_bytes()
     original, encoding = decode(data)
     original = original.replace("\r\n", "\n").replace("\r", "\n")
-    text, offsets = clean(original)
+    meta = read_meta(path, len(original))
+    regions = meta.get("regions", ())
+    pages = [(r.start, r.end) for r in regions if r.kind == "page"]
+    text, offsets = clean(original, drop=running_lines(original, pages))
     name = name or path.name
+    date = meta.get("date")
     return Document(
         id=Path(name).stem,
         file=name,
-        title=find_title(text) or Path(name).stem,
-        date=find_date(text),
-        sha256=hashlib.sha256(data).hexdigest(),
+        title=meta.get("title") or find_title(text) or Path(name).stem,
+        date=date if isinstance(date, str) and _DAY.fullmatch(date) else find_date(text),
+        sha256=file_digest(path),
         encoding=encoding,
         original=original,
         text=text,
         offsets=tuple(offsets),
+        regions=regions,
+        source=meta.get("source", ""),
+        notes=meta.get("notes", ()),
     )
 
 
@@ -179,13 +235,24 @@ def find_title(text: str) -> str:
 
 
 def find_date(text: str) -> str | None:
-    """Return the first full date the text states (e.g. 2026年1月10日) as YYYY-MM-DD, or None."""
+    """Return the publication date the text states in its header or byline, as YYYY-MM-DD, or None.
+
+    Only the first lines count, and only a date standing on a line of its own ("2026年1月10日 中国·重庆")
+    or after a label (发布时间：, 日期：, 来源：…). A date inside a sentence is an event's date ("6月1日，
+    条例正式施行", "学院于2025年9月8日成立"), never the article's: then there is no date.
+    """
     from rag.text import normalize
 
-    match = _DATE.search(normalize(text))
-    if not match:
-        return None
-    year, month, day = (int(g) for g in match.groups())
-    if not (1 <= month <= 12 and 1 <= day <= 31):
-        return None
-    return f"{year:04d}-{month:02d}-{day:02d}"
+    lines = [line.strip() for line in normalize(text).split("\n") if line.strip()][:HEADER_LINES]
+    for line in lines:
+        for pattern in (_DATE, _ISO_DATE):
+            match = pattern.search(line)
+            if not match:
+                continue
+            rest = (line[: match.start()] + line[match.end() :]).strip()
+            labelled = _BYLINE_LABEL.search(line[: match.start()])
+            if labelled or (len(rest) <= 20 and not _CLAUSE.search(rest)):
+                year, month, day = (int(g) for g in match.groups())
+                if 1 <= month <= 12 and 1 <= day <= 31:
+                    return f"{year:04d}-{month:02d}-{day:02d}"
+    return None

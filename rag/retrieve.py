@@ -138,30 +138,88 @@ def rrf(rankings: Sequence[Sequence[int]], k: int = 60) -> list[tuple[int, float
 # --- follow-up questions ----------------------------------------------------------------------
 
 # Whole words only: "其" in 米其林 or "该" in 应该 is no reference to the previous turn.
-_ANAPHORA = frozenset("那 那么 它 它们 它的 其 其中 这 这个 这些 这家 这项 这里 该 该项 那个 那些 那家 那里 此 此项 上述 以上".split())
+_ANAPHORA = frozenset("那 那么 它 它们 它的 那它 那它的 其 其中 这 这个 这些 这家 这项 这里 该 该项 那个 那些 那家 那里 此 此项 上述 以上".split())
 _ENGLISH_ANAPHORA = re.compile(r"\b(it|its|they|their|this|that|these|those|he|she|his|her)\b", re.I)
 _SHORT_FOLLOW_UP = 8
+# What a question says before it names the asked attribute (请问, 那么…): never part of a topic.
+_LEAD_INS = frozenset("请问 请 问 那 那么 关于 对于".split())
+# Pronouns standing for the topic itself ("它的面积" → "模力高地的面积"); demonstratives come
+# before a noun ("这家企业"), so the topic is put in front of them ("赛力斯这家企业").
+_PRONOUNS = {"它": "", "它们": "", "它的": "的", "那它": "", "那它的": "的", "其": "的", "其中": "中",
+             "这里": "", "那里": ""}
+# Nouns that name what is asked about a thing, not the thing: "重庆人工智能产业基金规模有多大" is about
+# the fund; its follow-up "那它是什么时候签约的？" carries the fund, not 规模.
+_ATTRIBUTES = frozenset("""
+    规模 面积 空间 时间 日期 年份 时候 地点 位置 地址 数量 人数 金额 总额 投资 产值 营收 营业 收入 目标 增长 增速
+    增幅 占比 比例 比重 价格 成本 费用 作用 特点 特色 意义 原因 目的 内容 名称 名字 负责人 期限 时长 速度 航速 容量
+    功能 用途 优势 进展 成效 效果 定位 重点 领域 范围 条件 要求 标准 额度 上限 下限 措施 总部 主体 成员
+""".split())
+_QUOTED = re.compile(r"[“「『\"]([^“”「」『』\"]{2,24})[”」』\"]")
+_NOUNISH = ("n", "j", "eng")
+_MODIFIERS = ("a", "b", "vn", "an")
+_WORD = re.compile(r"[\w\u3400-\u9fff]")
 
 
-def resolve_follow_up(question: str, history: Sequence[str]) -> str:
-    """Return `question` made self-contained using the previous questions (no LLM).
+def question_topic(question: str) -> str:
+    """Return what a question is about (its quoted name, else its leading noun phrase), or "".
 
-    An elliptical or anaphoric question ("那它的规模呢？") gets the previous question's key terms
-    added, so retrieval finds the passage the conversation is about.
+    "“模力高地”什么时候正式投用？" → 模力高地; "重庆人工智能产业基金规模有多大" → 重庆人工智能产业基金:
+    the asked attribute (规模) and the question words are left out.
     """
+    quoted = _QUOTED.search(question)
+    if quoted:
+        return quoted.group(1).strip()
+    words = textmod.spelled_words(question)
+    tags = dict(textmod.tagged_words(question))
+    parts: list[str] = []
+    for i, word in enumerate(words):
+        norm = textmod.normalize(word)
+        if not parts and norm in _LEAD_INS:
+            continue
+        flag = tags.get(norm, "x")
+        nounish = flag.startswith(_NOUNISH) or (flag in ("x", "m") and norm not in textmod.stopwords()
+                                                and textmod.cjk_ratio(norm) == 1.0)
+        if parts and i + 1 < len(words) and (norm == "的" or tags.get(norm, "x") in _MODIFIERS):
+            nxt = textmod.normalize(words[i + 1])
+            if tags.get(nxt, "x").startswith(_NOUNISH) and nxt not in _ATTRIBUTES:
+                parts.append(word)  # "赛力斯的协同平台", "重庆通用人工智能产业基金": a noun follows
+                continue
+        if not nounish or norm in _ATTRIBUTES or norm in textmod.stopwords() or not _WORD.search(norm):
+            break
+        parts.append(word)
+    while parts and textmod.normalize(parts[-1]) == "的":
+        parts.pop()
+    topic = "".join(parts).strip()
+    return topic if len(topic) >= 2 else ""
+
+
+def is_follow_up(question: str) -> bool:
+    """True when `question` leans on the conversation: a pronoun, or too short to stand alone."""
     question = question.strip()
-    previous = [h for h in history if h and h.strip()]
-    if not previous:
-        return question
     normalized = textmod.normalize(question)
-    elliptical = (
+    return (
         any(w in _ANAPHORA for w in textmod.words(question))
         or _ENGLISH_ANAPHORA.search(question) is not None
         or len(textmod.tokenize(question)) <= 1
         or (len(question) <= _SHORT_FOLLOW_UP and normalized.endswith(("呢", "呢？", "呢?")))
     )
-    if not elliptical:
+
+
+def resolve_follow_up(question: str, history: Sequence[str]) -> str:
+    """Return `question` made self-contained using the previous questions (no LLM).
+
+    An elliptical or anaphoric question gets the conversation's topic, not the previous question's
+    asked attribute: after "“模力高地”什么时候正式投用？", "那它的面积呢？" becomes "模力高地的面积呢？".
+    Pass the previous questions as they were understood (their resolved forms), so a topic carries on
+    over several follow-ups. Without a recognisable topic the previous question's key terms are added.
+    """
+    question = question.strip()
+    previous = [h.strip() for h in history if h and h.strip()]
+    if not previous or not is_follow_up(question):
         return question
+    topic = next((t for t in map(question_topic, reversed(previous[-3:])) if t), "")
+    if topic:
+        return _with_topic(question, topic)
     own = set(textmod.tokenize(question))
     carried: list[str] = []
     for earlier in reversed(previous[-2:]):
@@ -173,3 +231,28 @@ def resolve_follow_up(question: str, history: Sequence[str]) -> str:
     if not carried:
         return question
     return " ".join(carried) + " " + question
+
+
+def _with_topic(question: str, topic: str) -> str:
+    """Return `question` with its pronoun replaced by `topic`, or `topic` put in front of it."""
+    if textmod.squash(topic) in textmod.squash(question):
+        return question  # it names the topic already
+    words = textmod.spelled_words(question)
+    norms = [textmod.normalize(w) for w in words]
+    while norms and norms[0] in ("那", "那么", ",", "，", " "):
+        words, norms = words[1:], norms[1:]
+    rest = "".join(words)
+    for i, norm in enumerate(norms):
+        if norm in _PRONOUNS:
+            return "".join(words[:i]) + topic + _PRONOUNS[norm] + "".join(words[i + 1 :])
+        if norm in _ANAPHORA:
+            after = norms[i + 1] if i + 1 < len(norms) else ""
+            if after and textmod.normalize(topic).endswith(after):  # "这个基金" after a question about a 基金
+                return "".join(words[:i]) + topic + "".join(words[i + 2 :])
+            return "".join(words[:i]) + topic + "".join(words[i:])
+    if not rest:
+        return topic
+    if textmod.cjk_ratio(rest[:1]) == 0:  # English: "What about its size?" keeps the key terms up front
+        return f"{topic} {rest}"
+    first = dict(textmod.tagged_words(rest)).get(norms[0], "") if norms else ""
+    return topic + ("的" if first.startswith("n") else "") + rest  # "面积呢？" → "模力高地的面积呢？"

@@ -147,6 +147,25 @@ def names(text: str) -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(people), frozenset(places)
 
 
+def tagged_words(text: str) -> list[tuple[str, str]]:
+    """Return (word, part-of-speech flag) pairs of the normalized `text` (jieba's flags: n, v, x…)."""
+    return [(w, f) for w, f in _tagger().lcut(normalize(text))]
+
+
+def spelled_words(text: str) -> list[str]:
+    """Return jieba's words of `text` as spelled in it (segmented on the normalized form, so Traditional
+    stays Traditional); when NFKC changes the length, the normalized words."""
+    normalized = normalize(text)
+    words = _jieba().lcut(normalized)
+    if len(normalized) != len(text):
+        return words
+    out, at = [], 0
+    for word in words:
+        out.append(text[at : at + len(word)])
+        at += len(word)
+    return out
+
+
 def words(text: str) -> list[str]:
     """Return jieba words of the normalized `text`, spaces dropped, stopwords kept."""
     return [w for w in _jieba().lcut(normalize(text)) if w.strip()]

@@ -25,6 +25,21 @@ class AnswerMode(str, Enum):
 
 
 @dataclass(frozen=True)
+class Region:
+    """A labelled span [start, end) of a document's original text: a PDF page, a table row, an OCR line."""
+
+    kind: str  # "page", "table", "row" or "ocr"
+    start: int
+    end: int
+    label: str = ""  # "第3页", "工作表“产量”", "第4行"
+    confidence: float | None = None  # OCR lines: the recognizer's score, 0..1
+
+
+# Where a citation is, in the order a reader looks: page, then table, then row.
+_LOCATION_ORDER = ("page", "table", "row")
+
+
+@dataclass(frozen=True)
 class Document:
     """One source file: its original text, the cleaned text, and a map between them.
 
@@ -41,6 +56,33 @@ class Document:
     original: str
     text: str
     offsets: tuple[int, ...]
+    # Pages, tables, rows and OCR lines of a converted file (spans of `original`); empty for plain text.
+    regions: tuple[Region, ...] = ()
+    source: str = ""  # the file it was converted from ("报告.pdf"), when it was
+    notes: tuple[str, ...] = ()  # what its conversion found worth saying ("PDF，12页", "2个公式单元格没有计算结果")
+
+    def page_of(self, orig_start: int) -> int | None:
+        """Return the 1-based page holding original offset `orig_start`, or None when the document has no pages."""
+        pages = [r for r in self.regions if r.kind == "page"]
+        for number, page in enumerate(pages, 1):
+            if page.start <= orig_start < page.end:
+                return number
+        return None
+
+    def location(self, orig_start: int, orig_end: int) -> str:
+        """Return where original span [orig_start, orig_end) lies ("第3页", "工作表“产量” 第4行"), or ""."""
+        parts = []
+        for kind in _LOCATION_ORDER:
+            inside = [r for r in self.regions if r.kind == kind and r.start <= orig_start < r.end]
+            if not inside:
+                continue
+            label = inside[0].label
+            if kind == "page":
+                last = next((r for r in self.regions if r.kind == "page" and r.start < orig_end <= r.end), inside[0])
+                if last is not inside[0] and last.label:
+                    label = f"{inside[0].label}至{last.label}"
+            parts.append(label)
+        return " ".join(p for p in parts if p)
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
         """Return the (start, end) span in `original` covering cleaned characters [start, end)."""
@@ -90,6 +132,8 @@ class Citation:
     end: int
     orig_start: int
     orig_end: int
+    page: int | None = None  # 1-based page of a converted PDF or scan
+    location: str = ""  # "第3页", "工作表“产量” 第4行 · “2025年”列": where in the source file
     # The short answer inside the sentence (reader answers only): cleaned-text and original-file spans.
     answer_start: int | None = None
     answer_end: int | None = None

@@ -9,4 +9,8 @@ if ! command -v chromium >/dev/null 2>&1; then
     (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "warning: chromium not installed; browser tests will be skipped" >&2
   fi
 fi
+# The OCR tests draw Chinese text onto a page image with this font (issue 15).
+if [ ! -e /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get update -qq && apt-get install -y -qq fonts-noto-cjk >/dev/null) || echo "warning: fonts-noto-cjk not installed; OCR tests will be skipped" >&2
+fi
 python -m pytest -q "$@"

@@ -172,7 +172,9 @@ def test_copy_text_lists_the_sources(seed_answer):
 def test_respond_streams_then_stores_the_turn(seed_kb):
     app = ChatApp(seed_kb)
     updates = list(app.respond(QUESTION, [], "hybrid", 5, "extractive"))
-    assert len(updates) >= 3  # the question shown, at least one streamed piece, the final answer
+    # The question shown, then the whole answer: an offline answer is complete before its first
+    # piece, so the page gets it in one update (as the README says), never a half-shown sentence.
+    assert len(updates) == 2 and "…" == updates[0][1][-1]["content"]
     _, chat, turns, sources, copied = updates[-1]
     assert len(turns) == 1 and "200亿元" in turns[0].answer.text
     assert "cite-key-0-1" in chat[-1]["content"] and "本回答的出处" in sources and "200亿元" in copied
@@ -544,3 +546,64 @@ def test_slow_llm_answers_do_not_hold_up_extractive_ones(seed_kb, tmp_path):
     assert sum(f"within {timeout:g} s" in n for n in notes) == 2 and sum("LLM is busy" in n for n in notes) == 1
     assert all(r["mode"] != "llm" and "200亿元" in r["text"] for r in results)
     assert elapsed < 3 * timeout + 30
+
+
+def test_an_upload_reports_progress_in_chinese_with_the_true_total(docs_copy, index_copy, embedder, tmp_path):
+    kb = KnowledgeBase(docs_copy, index_copy, embedder)
+    kb.load()
+    calls = []
+
+    def progress(value, desc=None, unit="steps", **_):  # stands in for gr.Progress
+        calls.append((value, desc, unit))
+
+    good = tmp_path / "ferry.txt"
+    good.write_text("嘉陵江智能渡轮试运行\n\n渝智一号渡轮可搭载乘客120人。最高航速每小时25公里。\n", encoding="utf-8")
+    status = html.unescape(ChatApp(kb).upload([str(good)], progress=progress)[2])
+    embedded = int(re.search(r"新嵌入 (\d+) 段", status).group(1))
+    steps = [value for value, desc, unit in calls if desc == "嵌入新内容（段落与句子）" and unit == "条"]
+    assert steps and steps[-1] == (embedded, embedded)  # the texts embedded, not the corpus size
+    stages = [desc for value, desc, _ in calls if value is None]
+    assert stages[0] == "读取并切分文档" and stages[-1] == "载入新索引"
+
+
+# --- issue 14: Chinese reasons and notes, related passages, citation labels, browser history ------
+
+
+def test_the_page_gives_the_question_problem_and_pipeline_notes_in_chinese(seed_kb):
+    from rag.app import page_note, question_problem
+
+    app = ChatApp(seed_kb)
+    *_, (_, chat, turns, _, _) = app.respond("重" * 2100, [], "hybrid", 5, "extractive")
+    assert "这个问题无法处理：问题有 2100 个字符，上限是 2000" in chat[-1]["content"]
+    assert "characters" not in chat[-1]["content"]
+    assert question_problem("  ") == "问题是空的，请输入关于文档的问题"
+    assert page_note("the LLM is busy with 2 other questions; extractive answer shown") == "大模型正在回答另外 2 个问题，显示抽取式回答"
+    assert page_note("limited to the first 3 of 171 questions") == "只评了 171 题中的前 3 题"
+
+
+def test_an_opened_related_passage_keeps_the_others_listed(seed_answer):
+    from rag.app import focused_passage
+
+    _, answer = seed_answer
+    abstained = fake_answer("资料中没有找到相关信息。", abstained=True, passages=answer.passages)
+    panel, _ = focused_passage(Turn("q", abstained), 1, 0)
+    assert html.unescape(re.sub("<[^>]+>", "", panel)).count(answer.passages[0].chunk.text) == 1  # whole
+    assert "cite-key-0-p2" in panel and "cite-key-0-p3" in panel
+
+
+def test_citation_markers_are_labelled_with_their_source(seed_answer):
+    _, answer = seed_answer
+    message = answer_message(answer, 0)
+    assert 'aria-label="引用 1：湾区启航·智创未来"' in message and 'tabindex="0"' in message
+
+
+def test_a_stored_conversation_is_plain_text_and_restores(seed_answer):
+    from rag.app import history_choices, history_record, restored_turns
+
+    turn, _ = seed_answer
+    record = history_record("c1", [turn])
+    assert "<" not in str(record["turns"])  # text only, never markup
+    restored = restored_turns(record)
+    assert restored[0].question == QUESTION and "200亿元" in restored[0].restored
+    assert "200亿元" in chat_messages(restored)[-1]["content"]
+    assert history_choices([record])[0][1] == "c1" and history_choices([{"junk": 1}, None]) == []

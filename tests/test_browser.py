@@ -195,3 +195,147 @@ def test_a_hostile_document_shows_as_text_and_runs_nothing(page, tmp_path):
     # The question's own **…** stays text (the reader's short answers are bold by design).
     assert page.locator("#chat strong:has-text('这是什么'), #chat b:has-text('这是什么')").count() == 0
     assert "**这是什么**" in page.locator("#chat [data-testid='user']").last.inner_text()
+
+
+# --- issue 14: one language, evaluation tab, related passages, accessibility, history ---------------
+
+SCREENS = Path("/work/screens")
+
+
+def shot(page, name: str) -> None:
+    """Save a screenshot for the reviewer when /work/screens exists (it does on the dev machine)."""
+    if SCREENS.is_dir():
+        page.screenshot(path=str(SCREENS / f"page-{name}.png"), full_page=True)
+
+
+def test_the_page_is_chinese_even_in_an_english_browser(browser, app_url, tmp_path):
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US")
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(app_url)
+        page.wait_for_selector("#question textarea")
+        # An over-long question: the reason is Chinese (it was "the question is 2100 characters long…").
+        ask(page, "重庆" * 1050)
+        last = page.locator("#chat [data-testid='bot']").last.inner_text()
+        assert "问题有 2100 个字符，上限是 2000" in last and "characters" not in last
+        # An empty question: a toast titled in Chinese.
+        page.fill("#question textarea", "")
+        page.click("#send")
+        page.wait_for_selector(".toast-body")
+        toast = page.inner_text(".toast-body")
+        assert "请先输入问题" in toast and toast.startswith("提示") and "Warning" not in toast
+        page.get_by_role("tab", name="知识库").click()
+        page.wait_for_function("() => /拖放|点击上传/.test((document.querySelector('#upload') || {innerText: ''}).innerText)")
+        assert "Drop File" not in page.inner_text("#upload") and "Click to Upload" not in page.inner_text("#upload")
+        shot(page, "upload-zh")
+        bad = tmp_path / "bad.exe"
+        bad.write_bytes(b"MZ\x90\x00")
+        page.set_input_files("#upload input[type=file]", str(bad))
+        page.wait_for_function("() => document.querySelector('#upload').innerText.includes('bad.exe')")
+        page.click("#upload-button")
+        page.wait_for_function("() => /[✓✗]/.test(document.querySelector('#kb-status').innerText)")
+        assert "✗ 不支持的文件类型“.exe”" in page.inner_text("#kb-status")  # the knowledge base's own check, in Chinese
+        assert "Invalid file type" not in page.inner_text("body")
+    finally:
+        context.close()
+
+
+def test_evaluation_plots_show_whole_and_configs_stay_on_one_line(page):
+    page.get_by_role("tab", name="评测").click()
+    page.wait_for_selector("#eval-run")
+    assert "几分钟" not in page.inner_text("body") and "完成后显示实测用时" in page.inner_text("body")
+    page.locator("input[aria-label='只评前 N 题（0 = 全部）'], #component-0 input[type=number]").first.wait_for()
+    number = page.get_by_label("只评前 N 题（0 = 全部）")
+    number.fill("3")
+    number.press("Tab")
+    page.click("#eval-run")
+    page.wait_for_function("() => document.querySelector('#eval-status').innerText.includes('完成')", timeout=300_000)
+    assert "用时" in page.inner_text("#eval-status")  # the measured time, not a guess
+    page.wait_for_function("() => document.querySelectorAll('#eval-plots img').length >= 2")
+    page.wait_for_function("() => [...document.querySelectorAll('#eval-plots img')].every((i) => i.complete && i.naturalWidth)")
+    whole = page.evaluate(
+        """() => [...document.querySelectorAll('#eval-plots img')].map((img) => {
+               const box = img.getBoundingClientRect(), gallery = document.querySelector('#eval-plots').getBoundingClientRect();
+               // the drawn picture: object-fit contain keeps its aspect inside the element's box
+               const fits = getComputedStyle(img).objectFit === 'contain';
+               return fits && box.bottom <= gallery.bottom + 1 && box.height > 50; })"""
+    )
+    assert whole and all(whole), whole
+    page.wait_for_function("() => document.querySelector('#eval-questions').innerText.includes('hybrid/reader')")
+    lines = page.evaluate(
+        """() => { const walk = document.createTreeWalker(document.querySelector('#eval-questions'), NodeFilter.SHOW_TEXT);
+                   let cell = null;
+                   while (walk.nextNode()) if (walk.currentNode.data.trim() === 'hybrid/reader') { cell = walk.currentNode; break; }
+                   const range = document.createRange(); range.selectNodeContents(cell);
+                   return new Set([...range.getClientRects()].filter((r) => r.width > 0).map((r) => Math.round(r.top))).size; }"""
+    )
+    assert lines == 1
+    shot(page, "eval")
+
+
+def test_related_passages_stay_reachable_and_open_whole(page):
+    answer = ask(page, "明天重庆的天气怎么样？")
+    assert "可能相关" in answer
+    cards = page.locator("#sources .card.clickable")
+    assert cards.count() == 3
+    shot(page, "related")
+    first_snippet = cards.first.inner_text()
+    cards.first.click()
+    page.wait_for_selector("#sources mark#focus-mark")
+    assert "…" not in page.inner_text("#sources mark#focus-mark")  # the whole passage
+    assert len(page.inner_text("#sources mark#focus-mark")) >= len(first_snippet.split("\n")[-1].rstrip("…（点击查看完整段落）"))
+    others = page.locator("#sources .card.clickable")
+    assert others.count() == 2  # the other two are still listed
+    others.first.click()
+    page.wait_for_function("() => document.querySelector('#sources .sources-head').innerText.includes('2')")
+    assert page.locator("#sources .card.clickable").count() == 2  # and passage 1 can be reopened
+    assert page.locator("#sources .card.clickable.cite-key-0-p1").count() == 1
+    shot(page, "related-open")
+
+
+def test_citations_are_labelled_and_reachable_by_keyboard(page):
+    ask(page, "重庆人工智能产业基金规模有多大")
+    message = page.locator("#chat [data-testid='bot'] [aria-label], #chat [data-testid='bot'][aria-label]").last
+    page.wait_for_function("""() => [...document.querySelectorAll("#chat [aria-label]")]
+                                      .some((el) => el.getAttribute('aria-label').startsWith('回答：'))""")
+    labels = page.evaluate("() => [...document.querySelectorAll('#chat [aria-label]')].map((el) => el.getAttribute('aria-label'))")
+    assert labels and not any("<" in label or "class=" in label for label in labels), labels
+    assert any(label.startswith("回答：") and "引用 1：湾区启航·智创未来" in label for label in labels), labels
+    assert message.count() >= 1
+    cite = page.locator("#chat [data-testid='bot'] .cite").first
+    assert cite.get_attribute("aria-label") == "引用 1：湾区启航·智创未来"
+    page.focus("#question textarea")
+    for _ in range(80):  # Tab through the page until the citation has the focus
+        page.keyboard.press("Shift+Tab")
+        if page.evaluate("() => document.activeElement.classList.contains('cite')"):
+            break
+    assert page.evaluate("() => document.activeElement.getAttribute('aria-label')") == "引用 1：湾区启航·智创未来"
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#sources mark#focus-mark")
+    assert "200亿元" in page.inner_text("#sources mark#focus-mark")
+
+
+def test_conversations_survive_a_reload_until_the_history_is_cleared(page):
+    ask(page, "重庆人工智能产业基金规模有多大")
+    page.wait_for_timeout(500)  # let the browser store the conversation
+    page.reload()
+    page.wait_for_selector("#question textarea")
+    assert page.locator("#chat [data-testid='bot']").count() == 0  # a fresh page
+    page.click("#history button, #history .label-wrap")
+    page.click("#history-choice input")
+    option = page.get_by_role("option").filter(has_text="重庆人工智能产业基金规模有多大")
+    option.first.click()
+    page.click("#history-restore")
+    page.wait_for_function("() => document.querySelectorAll(\"#chat [data-testid='bot']\").length === 1")
+    assert "200亿元" in page.locator("#chat [data-testid='bot']").last.inner_text()
+    assert "重庆人工智能产业基金规模有多大" in page.locator("#chat [data-testid='user']").last.inner_text()
+    shot(page, "history")
+    page.click("#history-clear")
+    page.wait_for_function("() => document.querySelector('#history-status').innerText.includes('已清除')")
+    page.reload()
+    page.wait_for_selector("#question textarea")
+    page.click("#history button, #history .label-wrap")
+    page.click("#history-choice input")
+    page.wait_for_timeout(300)
+    assert page.get_by_role("option").filter(has_text="重庆人工智能产业基金规模有多大").count() == 0

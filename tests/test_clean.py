@@ -57,3 +57,21 @@ def test_every_cleaned_character_maps_to_the_same_original_character(seed_docs):
 def test_cleaning_keeps_all_text_but_damage(seed_docs):
     doc = seed_docs["000"]
     assert squash(doc.text) == squash(doc.original)
+
+
+def test_running_headers_and_page_numbers_are_dropped_with_offsets_into_the_original():
+    from rag.clean import running_lines
+
+    pages = ["内部资料\n第一章\n正文一。\n- 1 -", "内部资料\n正文二在这一页。\n- 2 -", "内部资料\n正文三。\n- 3 -"]
+    original = "\n\n".join(pages)
+    spans, pos = [], 0
+    for page in pages:
+        spans.append((pos, pos + len(page)))
+        pos += len(page) + 2
+    drop = running_lines(original, spans)
+    assert [original[s:e] for s, e in drop] == ["内部资料", "- 1 -", "内部资料", "- 2 -", "内部资料", "- 3 -"]
+    text, offsets = clean(original, drop)
+    assert "内部资料" not in text and "- 2 -" not in text and "正文二在这一页。" in text
+    start = text.index("正文二")
+    assert original[offsets[start]:offsets[start] + 3] == "正文二"
+    assert running_lines(original, spans[:2]) == []  # two pages cannot tell a title from a header

@@ -116,3 +116,24 @@ def test_a_crash_while_embedding_stops_the_background_bm25_build(docs_copy, tmp_
         build_index(docs_copy, tmp_path / "index", Failing())
     assert started and cancelled and cancelled[0]._process.returncode is not None
     assert not [p for p in (tmp_path / "index" / "builds").iterdir()]
+
+
+def test_build_progress_counts_the_new_texts_batch_by_batch(tmp_path, seeds_dir, embedder):
+    import shutil
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(sorted(seeds_dir.glob("*.txt"))[2], docs)  # one article: ~200 texts, several torch batches
+    calls = []
+    report = build_index(docs, tmp_path / "index", embedder, progress=lambda *call: calls.append(call))
+    embed = [(done, total) for stage, done, total in calls if stage == "embed"]
+    # Starts at 0 of the texts to embed, advances more than once, ends at all of them.
+    assert embed[0] == (0, report.embedded) and embed[-1] == (report.embedded, report.embedded)
+    assert len({done for done, _ in embed}) >= 3
+    assert [stage for stage, *_ in calls][0] == "read" and "save" in [stage for stage, *_ in calls]
+    # A second build after one new file counts only that file's texts, not the whole corpus.
+    shutil.copy(sorted(seeds_dir.glob("*.txt"))[0], docs)
+    calls.clear()
+    again = build_index(docs, tmp_path / "index", embedder, progress=lambda *call: calls.append(call))
+    totals = {total for stage, _, total in calls if stage == "embed"}
+    assert totals == {again.embedded} and again.embedded < again.units

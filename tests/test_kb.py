@@ -132,7 +132,7 @@ def test_html_is_converted_to_text_without_markup_or_scripts():
 def test_docx_is_converted_with_title_paragraphs_and_tables_in_order():
     text = prepare_upload("ferry.docx", docx_bytes()).data.decode("utf-8")
     lines = [line for line in text.split("\n") if line]
-    assert lines == ["渝智一号渡轮简介", "嘉陵江首艘智能渡轮“渝智一号”于2026年3月18日开始试运行。", "载客量 | 120人",
+    assert lines == ["渝智一号渡轮简介", "嘉陵江首艘智能渡轮“渝智一号”于2026年3月18日开始试运行。", "表1", "载客量：120人。",
                      "渡轮最高航速每小时25公里。"]
 
 
@@ -165,7 +165,8 @@ def test_add_indexes_only_the_new_text_and_swaps_the_index(kb):
     assert kb.index is not before and "ferry" in kb.index.documents and "ferry" not in before.documents
     assert 0 < report.embedded < 10 and report.cached > 400  # the seeds' vectors come from the cache
     row = next(r for r in kb.documents() if r.file == "ferry.txt")
-    assert (row.title, row.date, row.chunks) == ("嘉陵江智能渡轮试运行", "2026-03-18", 1)
+    # "2026年3月18日，…开始试运行" is the event's date, not the article's (issue 14, item 2): no date.
+    assert (row.title, row.date, row.chunks) == ("嘉陵江智能渡轮试运行", None, 1)
     answer = Answerer(kb.index).run("渝智一号渡轮可以搭载多少乘客？")
     assert "120人" in answer.text and answer.citations[0].file == "ferry.txt"
 
@@ -399,3 +400,49 @@ def test_html_inline_tags_do_not_split_sentences_and_scripts_stay_out_of_the_tit
     lines = [line for line in text.split("\n") if line.strip()]
     assert lines[0] == "重庆机器人产业" and "alert" not in text and "pwned" not in text
     assert "预计达到86吨。这一数字由市经信委发布，比上年增长12%，" in text
+
+
+# --- PDFs: pages, running headers, metadata (issue 15) --------------------------------------------
+
+
+def test_pdf_fact_on_page_3_is_cited_with_its_page_and_running_header_is_dropped(kb):
+    from tests.documents import RUNNING_HEADER, text_pdf
+
+    upload, _ = kb.add("航运报告.pdf", text_pdf())
+    doc = kb.index.documents["航运报告"]
+    assert doc.title == "嘉陵江航运年度报告（2025）"  # the PDF's own /Title
+    assert doc.original.count(RUNNING_HEADER) == 4 and RUNNING_HEADER not in doc.text  # kept in the file, not indexed
+    assert "第 3 页" in doc.original and "第 3 页" not in doc.text
+    answer = Answerer(kb.index).run("渝智一号渡轮可以搭载多少乘客？")
+    citation = answer.citations[0]
+    assert "一百二十人" in answer.text and citation.file == "航运报告.txt"
+    assert (citation.page, citation.location) == (3, "第3页")
+    assert doc.original[citation.orig_start:citation.orig_end] == citation.sentence  # exact span of the extracted text
+    assert answer.to_dict()["citations"][0]["page"] == 3  # what `rag ask --json` and /ask return
+    row = next(r for r in kb.documents() if r.file == "航运报告.txt")
+    assert "由 航运报告.pdf 转换" in row.note and "4页" in row.note
+
+
+def test_deleting_a_converted_document_removes_its_metadata_file(kb):
+    from tests.documents import text_pdf
+
+    kb.add("航运报告.pdf", text_pdf())
+    assert (kb.docs_dir / "航运报告.meta.json").exists()
+    kb.delete("航运报告.txt")
+    assert not (kb.docs_dir / "航运报告.meta.json").exists()
+
+
+def test_html_navigation_text_is_dropped():
+    # Issue 14, item 10: a menu bar ("首页 | 关于") is page furniture, not content, in both extraction paths.
+    article = ("<html><head><title>渡轮</title><meta property='article:published_time' content='2026-03-19T08:00'>"
+               "</head><body><nav><a href='/'>首页</a> | <a href='/about'>关于</a></nav>"
+               "<div class='breadcrumb'>首页 &gt; 新闻</div><article><h1>嘉陵江智能渡轮试运行</h1>"
+               "<p>2026年3月18日，重庆嘉陵江首艘智能渡轮“渝智一号”开始试运行。该渡轮可搭载乘客120人，最高航速每小时25公里。</p>"
+               "</article><footer>版权所有 关于我们</footer></body></html>")
+    upload = prepare_upload("ferry.html", article.encode("utf-8"))
+    text = upload.data.decode("utf-8")
+    assert "首页" not in text and "关于" not in text and "版权所有" not in text and "可搭载乘客120人" in text
+    assert '"date": "2026-03-19"' in upload.meta.decode("utf-8")  # the page's own publication date
+    small = "<p>首页 | 关于 | 联系</p><p>渝智一号渡轮可搭载乘客120人。</p>"  # too small for boilerplate removal
+    text = prepare_upload("small.html", small.encode("utf-8")).data.decode("utf-8")
+    assert "首页" not in text and "渝智一号渡轮可搭载乘客120人。" in text

@@ -47,7 +47,10 @@ def test_empty_folder_says_what_to_do(tmp_path):
 
 
 def test_metadata_of_seed_documents(seed_docs):
-    assert seed_docs["000"].date == "2026-01-10"
+    assert seed_docs["000"].date == "2026-01-10"  # its dateline: "2026年1月10日 中国·重庆"
+    # Issue 14, item 2: 002 reports June events and 001 names the college's founding day in its body;
+    # neither states when it was published, so neither has a date.
+    assert seed_docs["002"].date is None and seed_docs["001"].date is None
     assert seed_docs["004"].title == "凝聚共识 助力人工智能发展驶入快车道"
     assert seed_docs["003"].title == "重慶人工智能馬年加碼"
     assert len(seed_docs["000"].sha256) == 64
@@ -63,3 +66,15 @@ def test_text_fingerprint_ignores_encoding_bom_and_line_ends():
     assert len({text_fingerprint(data) for data in same}) == 1
     assert text_fingerprint("渝智一号渡轮\n\n可搭载乘客121人。\n".encode()) != text_fingerprint(same[0])
     assert text_fingerprint(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00" * 50) is None
+
+
+@pytest.mark.parametrize("text, date", [
+    ("标题\n\n来源：重庆日报 2026年1月10日\n\n正文。", "2026-01-10"),
+    ("标题\n发布时间：2025-06-03 08:00\n正文。", "2025-06-03"),
+    ("标题\n\n2026年3月18日，渡轮开始试运行。", None),  # an event's date inside a sentence
+    ("标题\n正文一。\n正文二。\n正文三。\n正文四。\n正文五。\n正文六。\n正文七。\n2026年1月10日", None),
+])
+def test_date_is_the_publication_date_of_the_header_or_none(text, date):
+    from rag.load import find_date
+
+    assert find_date(text) == date

@@ -62,3 +62,12 @@ def test_k_of_zero_is_refused_not_taken_as_the_default(seed_index):
     with pytest.raises(ValueError, match="k must be positive, got 0"):
         Retriever(seed_index).run("算力券", k=0)
     assert len(Retriever(seed_index).run("算力券", k=None)) == 5  # None still means the configured k
+
+
+def test_a_follow_up_carries_the_topic_not_the_asked_attribute(seed_index):
+    # The asked attribute of the previous question (正式投用, 规模) is not carried, only its topic.
+    assert resolve_follow_up("那它的面积呢？", ["“模力高地”什么时候正式投用？"]) == "模力高地的面积呢？"
+    assert resolve_follow_up("那它是什么时候签约的？", ["重庆人工智能产业基金规模有多大"]) == "重庆人工智能产业基金是什么时候签约的？"
+    assert resolve_follow_up("面积呢？", ["“模力高地”什么时候正式投用？"]) == "模力高地的面积呢？"
+    # The topic carries on over several follow-ups when the history holds the questions as understood.
+    assert resolve_follow_up("它在哪里？", ["“模力高地”什么时候正式投用？", "模力高地的面积呢？"]) == "模力高地在哪里？"

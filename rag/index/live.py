@@ -16,7 +16,7 @@ from rag.index.manifest import (FORMAT_VERSION, IndexProblem, check_manifest, cu
 from rag.index.stores import DenseStore, KeywordStore
 from rag.index.stores.bm25 import BM25Index
 from rag.index.stores.faiss import load_store
-from rag.types import Chunk, Document
+from rag.types import Chunk, Document, Region
 
 
 @dataclass
@@ -154,11 +154,14 @@ def _load_documents(path: Path, manifest: dict) -> dict[str, Document]:
     documents: dict[str, Document] = {}
     for raw in raws:
         raw["offsets"] = tuple(raw["offsets"])
+        raw["regions"] = tuple(Region(**r) for r in raw.get("regions", ()))
+        raw["notes"] = tuple(raw.get("notes", ()))
         doc = Document(**raw)
         offsets = np.asarray(doc.offsets)
         if not (all(isinstance(getattr(doc, k), str) for k in ("id", "file", "title", "sha256", "original", "text"))
                 and (doc.date is None or isinstance(doc.date, str)) and doc.id not in documents
                 and len(offsets) == len(doc.text)
+                and all(0 <= r.start < r.end <= len(doc.original) for r in doc.regions)
                 and (not len(offsets) or (offsets.dtype.kind in "iu" and 0 <= offsets.min()
                                           and offsets.max() < len(doc.original)))):
             raise ValueError(f"document {str(doc.id)[:40]!r} is malformed")

@@ -9,16 +9,14 @@ from rag.chunk import ChunkConfig
 
 def staleness(manifest: dict, docs_dir: Path, chunking: ChunkConfig | None = None) -> list[str]:
     """Return why an index no longer matches `docs_dir` (empty when it is current)."""
-    import hashlib
-
-    from rag.load import TEXT_SUFFIXES
+    from rag.load import TEXT_SUFFIXES, file_digest
 
     docs_dir = Path(docs_dir)
     current = {}
     if docs_dir.is_dir():
         for path in sorted(docs_dir.iterdir()):
             if path.is_file() and path.suffix.lower() in TEXT_SUFFIXES:
-                current[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+                current[path.name] = file_digest(path)
     indexed = dict(manifest.get("files", {}))
     skipped = set(manifest.get("skipped", {}))
     changed = sorted(n for n in indexed if n in current and current[n] != indexed[n])
