@@ -436,6 +436,37 @@ def copy_text(turn: Turn) -> str:
 HISTORY_KEY = "wenyu-conversations"
 MAX_HISTORY = 20  # conversations kept in the browser (localStorage holds a few MB)
 _RESTORED_NOTE = "（从本浏览器的历史恢复：出处未保存，点“重新回答”可重新查看）"
+HISTORY_SECRET_FILE = ".browser-history-secret"
+
+
+def history_secret(folder: Path) -> str | None:
+    """Return the key the browser's history is encrypted with, kept in `folder` so a restart can still read it.
+
+    Gradio makes a random key per server run otherwise, and every stored conversation is lost on restart.
+    None (a key for this run only) when the folder cannot hold the file.
+    """
+    path = Path(folder) / HISTORY_SECRET_FILE
+    try:
+        secret = path.read_text(encoding="ascii").strip()
+        if len(secret) >= 32:
+            return secret
+    except (OSError, UnicodeDecodeError):
+        pass
+    import os
+    import secrets
+
+    secret = secrets.token_hex(32)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(secret)
+        os.replace(tmp, path)
+        return secret
+    except OSError:
+        log.warning("cannot keep the history key in %s: conversations stay readable until this server stops", folder)
+        return None
 
 
 def history_record(conversation: str, turns: Sequence[Turn]) -> dict:
@@ -885,7 +916,7 @@ class ChatApp:
                     copy = gr.Button("复制回答", size="sm", elem_id="copy")
                     clear = gr.Button("✕ 清空对话", size="sm", elem_id="clear")
                 # Outside the accordion: a closed one does not mount its components, so nothing would be stored.
-                history = gr.BrowserState([], storage_key=HISTORY_KEY)
+                history = gr.BrowserState([], storage_key=HISTORY_KEY, secret=history_secret(self.kb.index_dir))
                 conversation = gr.State("")
                 with gr.Accordion("历史对话（保存在本浏览器）", open=False, elem_id="history"):
                     with gr.Row():

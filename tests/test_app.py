@@ -607,3 +607,20 @@ def test_a_stored_conversation_is_plain_text_and_restores(seed_answer):
     assert restored[0].question == QUESTION and "200亿元" in restored[0].restored
     assert "200亿元" in chat_messages(restored)[-1]["content"]
     assert history_choices([record])[0][1] == "c1" and history_choices([{"junk": 1}, None]) == []
+
+
+def test_the_browser_history_key_outlives_a_restart(seed_kb, tmp_path):
+    import gradio as gr
+
+    # Gradio encrypts BrowserState with a random key per server run unless given one: a restart of
+    # `rag chat` made every stored conversation unreadable.
+    from rag.app import HISTORY_SECRET_FILE, history_secret
+
+    first = history_secret(tmp_path)
+    assert first and history_secret(tmp_path) == first  # the second "run" reads the same key
+    assert (tmp_path / HISTORY_SECRET_FILE).stat().st_mode & 0o077 == 0  # readable by its owner only
+    keys = []
+    for _ in range(2):  # two page builds over the same index folder, as two server runs
+        blocks = ChatApp(seed_kb).build()
+        keys.append([b.secret for b in blocks.blocks.values() if isinstance(b, gr.BrowserState)])
+    assert keys[0] == keys[1] == [history_secret(seed_kb.index_dir)]
