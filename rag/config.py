@@ -122,11 +122,7 @@ class Settings:
 def load_settings(path: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
     """Return settings from the config file (if any) and the environment."""
     environ = dict(os.environ if environ is None else environ)
-    path = path or Path(environ.get("RAG_CONFIG", "rag.toml"))
-    data: dict = {}
-    if path.exists():
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
+    path, data = _config_file(path, environ)
     llm = dict(data.get("llm", {}))
     sources = {key: f"`{key}` under [llm] in {path}" for key in llm}
     for key in ("base_url", "model", "api_key", "timeout"):
@@ -149,12 +145,16 @@ def load_store_config(path: Path | None = None, environ: dict[str, str] | None =
     Apart from `Settings`: only builds read it (a load follows its manifest), so a typo here never
     stops answers from an index already built."""
     environ = dict(os.environ if environ is None else environ)
+    return _store_config(_config_file(path, environ)[1], environ)
+
+
+def _config_file(path: Path | None, environ: dict[str, str]) -> tuple[Path, dict]:
+    """Return the config file's path (`path`, else RAG_CONFIG, else rag.toml) and its tables ({} when absent)."""
     path = path or Path(environ.get("RAG_CONFIG", "rag.toml"))
-    data: dict = {}
-    if path.exists():
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    return _store_config(data, environ)
+    if not path.exists():
+        return path, {}
+    with open(path, "rb") as f:
+        return path, tomllib.load(f)
 
 
 _STORE_KEYS = ("backend", "path", "url", "api_key", "collection", "shards", "replicas")
