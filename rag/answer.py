@@ -515,9 +515,8 @@ class Answerer:
             timings["answer"] = time.perf_counter() - began
             return Answer(question, abstain_text(display_profile), (), tuple(hits), True, AnswerMode.READER, mode,
                           confidence, resolved, timings=timings)
-        span = _without_edge_punctuation(reading.hit.chunk.text, reading.answer)
-        citation = make_citation(self.index, 1, reading.hit, *reading.quote, answer=span)
-        short = _display(reading.hit.chunk.text[span[0] : span[1]])
+        citation = make_citation(self.index, 1, reading.hit, *reading.quote, answer=reading.answer)
+        short = _display(reading.hit.chunk.text[reading.answer[0] : reading.answer[1]])
         quote = _display(citation.sentence)
         if len(short) >= 0.8 * len(quote):
             short = ""  # the answer is the whole sentence: say it once
@@ -557,16 +556,6 @@ def _shown(question: str, resolved: str) -> str:
     """The question an abstention names: the follow-up as understood ("模力高地的面积呢？"), unless it
     was resolved only by prefixing key terms ("基金 规模 那它呢"), which reads worse than the question."""
     return resolved if resolved and (" " not in resolved or profile_question(resolved).english) else question
-
-
-def _without_edge_punctuation(text: str, span: tuple[int, int]) -> tuple[int, int]:
-    """Return `span` without separators at its edges ("：3125.6" in a table row's "列名：值")."""
-    a, b = span
-    while b - a > 1 and text[a] in "：:；;，,、 ":
-        a += 1
-    while b - a > 1 and text[b - 1] in "：:；;，,、 ":
-        b -= 1
-    return a, b
 
 
 def _display(sentence: str) -> str:

@@ -23,6 +23,7 @@ READER_FEATURES = ("answerable", "span", "margin", "prior", "unseen")
 PRIOR_WEIGHT = 2.0
 _DEFAULT_WEIGHTS = {"answerable": 1.0}
 _CLAUSE_BREAK = re.compile(r"[，,；;：:]")
+_EDGE_SEPARATORS = frozenset("：:；;，,、")
 QUOTE_CHARS = 120  # a longer sentence is quoted from the clauses around the answer
 
 
@@ -116,9 +117,10 @@ class ReaderAnswerer:
         runner_up = found[1][1].answerable if len(found) > 1 else span.answerable - 5.0
         text = window.hit.chunk.text
         a, b = window.start + span.start, window.start + span.end
-        while b - a > 1 and text[a].isspace():
+        # No space or separator at either edge ("：3125.6" read from a table row's "列名：值").
+        while b - a > 1 and (text[a].isspace() or text[a] in _EDGE_SEPARATORS):
             a += 1
-        while b - a > 1 and text[b - 1].isspace():
+        while b - a > 1 and (text[b - 1].isspace() or text[b - 1] in _EDGE_SEPARATORS):
             b -= 1
         answer = (a, b)
         features = {
