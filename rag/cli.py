@@ -143,6 +143,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (default 3e-4)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after N steps (a quick check)")
     p.add_argument("--limit", type=int, default=None, help="first N questions of each file's training split")
+    p.add_argument("--init", type=Path, default=None, help="continue training this adapter folder (default: a fresh "
+                   "adapter); the schedule restarts with its own warm-up")
     p.add_argument("--validate", action="store_true", help="then score span EM/F1 and answerability on held-out articles")
     p.set_defaults(func=cmd_train_reader)
 
@@ -413,7 +415,10 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
     except ImportError:
         raise UserError("training needs torch: pip install torch") from None
     out = args.out or SHIPPED_READER
-    config = TrainConfig(epochs=args.epochs, lr=args.lr, seed=args.seed, max_steps=args.max_steps, limit=args.limit)
+    if args.init is not None and not (Path(args.init) / "adapter.safetensors").is_file():
+        raise UserError(f"--init {args.init}: no reader adapter there (want a folder with adapter.safetensors)")
+    config = TrainConfig(epochs=args.epochs, lr=args.lr, seed=args.seed, max_steps=args.max_steps, limit=args.limit,
+                         init=str(args.init) if args.init is not None else None)
     record = train(paths, out, config, progress=getattr(sys.stderr, "unescaped", sys.stderr))
     print(f"trained {record['steps']} steps on {sum(record['examples'].values())} windows "
           f"({record['tokens']} tokens) in {record['seconds']:.0f} s -> {out}")

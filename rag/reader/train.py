@@ -38,6 +38,7 @@ class TrainConfig:
     max_steps: int | None = None
     limit: int | None = None  # questions per file (a quick run)
     bf16: bool = True
+    init: str | None = None  # an adapter folder to continue from (None: fresh LoRA and heads)
 
     def __post_init__(self) -> None:
         if self.epochs <= 0:
@@ -105,7 +106,11 @@ def train(paths: list[Path], out: Path, config: TrainConfig = TrainConfig(),
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
     random.seed(config.seed)
     np.random.seed(config.seed)
-    model = ReaderModel.create(reader, seed=config.seed)
+    if config.init:
+        torch.manual_seed(config.seed)
+        model = ReaderModel.load(Path(config.init), for_training=True)
+    else:
+        model = ReaderModel.create(reader, seed=config.seed)
     examples = make_examples(paths, "train", seed=config.seed, limit=config.limit)
     encoded = encode_examples(model, examples)
     if not encoded:
@@ -152,8 +157,22 @@ def train(paths: list[Path], out: Path, config: TrainConfig = TrainConfig(),
         "final_loss": round(float(np.mean(losses[-50:])), 4),
         "files": [Path(p).name for p in paths],
     }
+    if config.init:
+        record["continued_from"] = _read_record(Path(config.init))
     _save_atomically(model, Path(out), record)
     return record
+
+
+def _read_record(folder: Path) -> dict | None:
+    """Return the training record of the adapter in `folder`, so a continued run keeps its whole history."""
+    import json
+
+    from rag.reader.model import CONFIG_FILE
+
+    try:
+        return json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8")).get("training")
+    except (OSError, ValueError):
+        return None
 
 
 def _loss(torch, items: list[Encoded], start, end, answerable):
