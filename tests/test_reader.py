@@ -136,6 +136,27 @@ def test_a_few_training_steps_save_and_load_the_same_reader(tiny_squad, tmp_path
     assert not torch.allclose(fresh.net.span.weight, trained.net.span.weight.float())
 
 
+def test_training_can_continue_from_an_adapter_and_keeps_its_history(tiny_squad, tmp_path, capsys):
+    from rag.cli import main
+    from rag.reader.model import ReaderModel
+
+    first = tmp_path / "first"
+    assert main(["train-reader", "--data", str(tiny_squad), "--out", str(first), "--max-steps", "2"]) == 0
+    again = tmp_path / "again"
+    assert main(["train-reader", "--data", str(tiny_squad), "--out", str(again), "--max-steps", "1",
+                 "--init", str(first), "--lr", "1e-4"]) == 0
+    record = json.loads((again / "reader.json").read_text(encoding="utf-8"))["training"]
+    assert record["train"]["init"] == str(first) and record["continued_from"]["steps"] == 2
+    # It started from the first adapter's weights, not a fresh initialisation: one small step away from them.
+    before = ReaderModel.load(first, for_training=True).net.span.weight
+    after = ReaderModel.load(again, for_training=True).net.span.weight
+    fresh = ReaderModel.create().net.span.weight
+    assert (after - before).abs().max() < (after - fresh).abs().max()
+    capsys.readouterr()
+    assert main(["train-reader", "--data", str(tiny_squad), "--init", str(tmp_path / "nothing")]) == 2
+    assert "no reader adapter there" in capsys.readouterr().err
+
+
 def test_a_damaged_adapter_is_refused_with_a_clear_message(tmp_path):
     from rag.reader.model import ReaderModel, ReaderUnavailable
 
