@@ -454,7 +454,7 @@ class Answerer:
         answer_mode = AnswerMode(answer_mode or self.default_mode)
         mode = Mode(mode or self.retrieval.mode)
         k = self.retrieval.k if k is None else k
-        resolved = resolve_follow_up(question, history)
+        resolved = resolve_follow_up(question, history, self.index.mentions)
         retriever = Retriever(self.index, self.retrieval)
         hits = retriever.run(resolved, mode=mode, k=k)
         timings = dict(retriever.timings)

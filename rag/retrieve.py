@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -158,19 +158,62 @@ _QUOTED = re.compile(r"[“「『\"]([^“”「」『』\"]{2,24})[”」』\"]
 _NOUNISH = ("n", "j", "eng")
 _MODIFIERS = ("a", "b", "vn", "an")
 _WORD = re.compile(r"[\w\u3400-\u9fff]")
+_TOPIC_WORDS = 12  # a topic longer than this many words is a clause, not a name
 
 
-def question_topic(question: str) -> str:
+def question_topic(question: str, mentioned: Callable[[str], bool] | None = None) -> str:
     """Return what a question is about (its quoted name, else its leading noun phrase), or "".
 
     "“模力高地”什么时候正式投用？" → 模力高地; "重庆人工智能产业基金规模有多大" → 重庆人工智能产业基金:
-    the asked attribute (规模) and the question words are left out.
+    the asked attribute (规模) and the question words are left out. `mentioned` (phrase → does the
+    knowledge base hold it) lets a name the tagger splits stay whole: jieba tags 通用 a verb, which
+    would cut "重庆通用人工智能产业基金" to 重庆.
     """
     quoted = _QUOTED.search(question)
     if quoted:
         return quoted.group(1).strip()
     words = textmod.spelled_words(question)
     tags = dict(textmod.tagged_words(question))
+    tagged = _tagged_topic(words, tags)
+    if mentioned is None:
+        return tagged
+    named = _mentioned_topic(words, tags, mentioned)
+    return named if len(named) > len(tagged) else tagged
+
+
+def _mentioned_topic(words: list[str], tags: dict[str, str], mentioned: Callable[[str], bool]) -> str:
+    """Return the longest leading run of words the knowledge base holds that ends where the noun phrase ends.
+
+    The run must not stop inside a name (the next word is no noun) nor end on 的 or a stopword, so
+    "重庆人工智能" is never the topic of a question about 重庆人工智能学院, even when the documents say
+    重庆人工智能 and never name the college.
+    """
+    norms = [textmod.normalize(w) for w in words]
+    first = 0
+    while first < len(norms) and norms[first] in _LEAD_INS:
+        first += 1
+    for end in range(min(len(words), first + _TOPIC_WORDS), first, -1):
+        last, following = norms[end - 1], norms[end] if end < len(norms) else ""
+        if last == "的" or last in textmod.stopwords() or last in _ATTRIBUTES or not _WORD.search(last):
+            continue
+        if following and _WORD.search(following) and _nounish(following, tags):
+            continue
+        phrase = "".join(words[first:end]).strip()
+        if len(phrase) >= 2 and mentioned(phrase):
+            return phrase
+    return ""
+
+
+def _nounish(norm: str, tags: dict[str, str]) -> bool:
+    flag = tags.get(norm, "x")
+    if norm in _ATTRIBUTES or norm == "的":
+        return False
+    return flag.startswith(_NOUNISH) or flag in ("vn", "nz") or (flag == "x" and textmod.cjk_ratio(norm) == 1.0
+                                                                and norm not in textmod.stopwords())
+
+
+def _tagged_topic(words: list[str], tags: dict[str, str]) -> str:
+    """Return the leading noun phrase by part-of-speech tags alone."""
     parts: list[str] = []
     for i, word in enumerate(words):
         norm = textmod.normalize(word)
@@ -205,19 +248,20 @@ def is_follow_up(question: str) -> bool:
     )
 
 
-def resolve_follow_up(question: str, history: Sequence[str]) -> str:
+def resolve_follow_up(question: str, history: Sequence[str], mentioned: Callable[[str], bool] | None = None) -> str:
     """Return `question` made self-contained using the previous questions (no LLM).
 
     An elliptical or anaphoric question gets the conversation's topic, not the previous question's
     asked attribute: after "“模力高地”什么时候正式投用？", "那它的面积呢？" becomes "模力高地的面积呢？".
     Pass the previous questions as they were understood (their resolved forms), so a topic carries on
     over several follow-ups. Without a recognisable topic the previous question's key terms are added.
+    `mentioned` tells which phrases the knowledge base holds (see `question_topic`).
     """
     question = question.strip()
     previous = [h.strip() for h in history if h and h.strip()]
     if not previous or not is_follow_up(question):
         return question
-    topic = next((t for t in map(question_topic, reversed(previous[-3:])) if t), "")
+    topic = next((t for t in (question_topic(p, mentioned) for p in reversed(previous[-3:])) if t), "")
     if topic:
         return _with_topic(question, topic)
     own = set(textmod.tokenize(question))

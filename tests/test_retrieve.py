@@ -71,3 +71,24 @@ def test_a_follow_up_carries_the_topic_not_the_asked_attribute(seed_index):
     assert resolve_follow_up("面积呢？", ["“模力高地”什么时候正式投用？"]) == "模力高地的面积呢？"
     # The topic carries on over several follow-ups when the history holds the questions as understood.
     assert resolve_follow_up("它在哪里？", ["“模力高地”什么时候正式投用？", "模力高地的面积呢？"]) == "模力高地在哪里？"
+
+
+def test_a_name_the_tagger_splits_stays_whole_when_the_documents_hold_it(seed_index):
+    # jieba tags 通用 a verb, so by tags alone the fund's follow-up was about 重庆.
+    first = "重庆通用人工智能产业基金的规模有多大？"
+    assert resolve_follow_up("那它是什么时候签约的？", [first]) == "重庆是什么时候签约的？"
+    assert (resolve_follow_up("那它是什么时候签约的？", [first], seed_index.mentions)
+            == "重庆通用人工智能产业基金是什么时候签约的？")
+    # A name with no noun tag at its start: the documents' own phrase is the topic.
+    assert resolve_follow_up("它有多大？", ["西部科学城重庆高新区有哪些项目？"], seed_index.mentions).startswith(
+        "西部科学城重庆高新区")
+    # The documents hold 重庆人工智能 but never name this museum: its name is not cut to what they hold.
+    assert seed_index.mentions("重庆人工智能") and not seed_index.mentions("重庆人工智能博物馆")
+    assert (resolve_follow_up("那它是哪年开馆的？", ["重庆人工智能博物馆的馆长是谁？"], seed_index.mentions)
+            .startswith("重庆人工智能博物馆"))
+
+
+def test_the_index_knows_which_phrases_its_documents_hold(seed_index):
+    assert seed_index.mentions("重庆通用人工智能产业基金")
+    assert seed_index.mentions("重慶通用人工智能產業基金")  # the matching form: Traditional reads as Simplified
+    assert not seed_index.mentions("") and not seed_index.mentions("米其林餐厅")

@@ -57,6 +57,14 @@ class Index:
         """True when some chunk contains the normalized `token`."""
         return self.keywords.knows(token)
 
+    def mentions(self, phrase: str) -> bool:
+        """True when some chunk's text holds `phrase` (matching form: NFKC, Simplified, no whitespace)."""
+        if not hasattr(self, "_squashed"):
+            # One string, chunks apart by a character squash never yields, so no match spans two chunks.
+            self._squashed = "\x00".join(textmod.squash(c.text) for c in self.chunks)
+        needle = textmod.squash(phrase)
+        return bool(needle) and needle in self._squashed
+
 
 def load_index(index_dir: Path, embedder: Embedder | None = None, long_lived: bool = False) -> Index:
     """Return the live index of `index_dir`; refuse one built with another embedding model.
