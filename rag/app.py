@@ -33,7 +33,7 @@ from rag.index import IndexProblem
 from rag.ocr import LOW_CONFIDENCE
 from rag.kb import CONVERTED_SUFFIXES, MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, KnowledgeBase, UploadError
 from rag.llm import Discard
-from rag.retrieve import MAX_QUESTION_CHARS, QuestionError
+from rag.retrieve import QuestionError, check_question
 from rag.types import Answer, AnswerMode, Citation, Document, Hit, Mode
 
 log = logging.getLogger(__name__)
@@ -239,11 +239,10 @@ def page_note(note: str) -> str:
 
 def question_problem(question: str) -> str:
     """Return why the page cannot take `question`, in Chinese (what retrieve.check_question refuses), or ""."""
-    question = (question or "").strip()
-    if not question:
-        return "问题是空的，请输入关于文档的问题"
-    if len(question) > MAX_QUESTION_CHARS:
-        return f"问题有 {len(question)} 个字符，上限是 {MAX_QUESTION_CHARS}，请缩短后再问"
+    try:
+        check_question(question)
+    except QuestionError as exc:
+        return exc.chinese
     return ""
 
 
@@ -639,7 +638,7 @@ class ChatApp:
                     partial += item
                     yield gr.update(), chat_messages(turns, (question, partial)), turns, gr.update(), gr.update()
         except QuestionError as exc:
-            turn = Turn(question, error=f"这个问题无法处理：{question_problem(question) or exc}")
+            turn = Turn(question, error=f"这个问题无法处理：{exc.chinese}")
         except Exception as exc:  # the page must survive any failure of one answer
             log.exception("answering %r failed", question)
             turn = Turn(question, error=f"回答时出错：{type(exc).__name__}: {exc}")

@@ -18,7 +18,11 @@ _UNITS_PER_CHUNK = 8  # a chunk holds about this many embedded units (itself + i
 
 
 class QuestionError(ValueError):
-    """The question cannot be asked as given (empty, too long)."""
+    """The question cannot be asked as given (empty, too long); `str()` in English, `chinese` for the page."""
+
+    def __init__(self, english: str, chinese: str) -> None:
+        super().__init__(english)
+        self.chinese = chinese
 
 
 @dataclass(frozen=True)
@@ -43,11 +47,12 @@ class RetrievalConfig:
 def check_question(question: str) -> str:
     """Return the stripped question; raise QuestionError when it is empty or too long."""
     if question is None or not str(question).strip():
-        raise QuestionError("the question is empty: type a question about the documents")
+        raise QuestionError("the question is empty: type a question about the documents", "问题是空的，请输入关于文档的问题")
     question = str(question).strip()
     if len(question) > MAX_QUESTION_CHARS:
         raise QuestionError(
-            f"the question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}: shorten it"
+            f"the question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}: shorten it",
+            f"问题有 {len(question)} 个字符，上限是 {MAX_QUESTION_CHARS}，请缩短后再问",
         )
     return question
 
