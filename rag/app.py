@@ -149,7 +149,8 @@ class Turn:
     answer: Answer | None = None
     error: str = ""
     documents: dict[str, Document] = field(default_factory=dict)
-    restored: str = ""  # the answer's text, for a turn restored from the browser's history (no sources kept)
+    restored: str = ""  # the answer's text, for a turn restored from the browser's history without its sources
+    restored_note: str = ""  # why its sources are not shown
 
 
 @dataclass(frozen=True)
@@ -260,7 +261,8 @@ def chat_messages(turns: Sequence[Turn], pending: tuple[str, str] | None = None)
         if turn.answer is not None:
             content = resolved_note(turn) + answer_message(turn.answer, i)
         elif turn.restored:
-            content = md_text(turn.restored) + f'\n\n<span class="note">{md_text(_RESTORED_NOTE)}</span>'
+            note = turn.restored_note or _RESTORED_NOTE
+            content = md_text(turn.restored) + f'\n\n<span class="note">{md_text(note)}</span>'
         else:
             content = f'<span class="note error">{md_text(turn.error)}</span>'
         messages.append({"role": "assistant", "content": content})
@@ -435,6 +437,9 @@ def copy_text(turn: Turn) -> str:
 HISTORY_KEY = "wenyu-conversations"
 MAX_HISTORY = 20  # conversations kept in the browser (localStorage holds a few MB)
 _RESTORED_NOTE = "（从本浏览器的历史恢复：出处未保存，点“重新回答”可重新查看）"
+_CHANGED_NOTE = "（从本浏览器的历史恢复：文档已有变化，按现在的文档回答会不同，出处不再对应；点“重新回答”查看新的回答）"
+_LLM_RESTORED_NOTE = "（从本浏览器的历史恢复：大模型的回答不会自动重算，出处未显示；点“重新回答”可重新查看）"
+RESTORE_SECONDS = 5.0  # wall-clock bound on re-reading a restored conversation's sources
 HISTORY_SECRET_FILE = ".browser-history-secret"
 
 
@@ -470,7 +475,13 @@ def history_secret(folder: Path) -> str | None:
 
 def history_record(conversation: str, turns: Sequence[Turn]) -> dict:
     """Return a conversation as the browser stores it: plain text only (questions, answers with their sources)."""
-    stored = [{"question": t.question, "answer": copy_text(t)} for t in turns]
+    stored = []
+    for t in turns:
+        item = {"question": t.question, "answer": copy_text(t)}
+        if t.answer is not None:  # how it was asked, so its sources can be found again on restore
+            item.update(resolved=resolved_question(t), answer_mode=t.answer.mode.value,
+                        mode=t.answer.retrieval_mode.value, k=max(1, len(t.answer.passages)))
+        stored.append(item)
     return {"id": conversation, "title": turns[0].question[:40] if turns else "", "saved": time.strftime("%m-%d %H:%M"),
             "turns": stored}
 
@@ -692,10 +703,60 @@ class ChatApp:
         if record is None:
             gr.Warning("请先在下拉框中选择要恢复的对话。", title="提示")
             return gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
-        turns = restored_turns(record)
+        turns = self.with_sources(record, restored_turns(record))
         last = copy_text(turns[-1]) if turns else ""
-        return (chat_messages(turns), turns, sources_placeholder("已恢复历史对话；出处未保存，可点“重新回答”重新查看。"),
-                last, record["id"])
+        if turns and all(t.answer is not None or t.error for t in turns):
+            placeholder = "已恢复历史对话，出处已按现在的文档找回，点击 [n] 查看。"
+        else:
+            placeholder = "已恢复历史对话；没有出处的回答可点“重新回答”重新查看。"
+        return chat_messages(turns), turns, sources_placeholder(placeholder), last, record["id"]
+
+    def with_sources(self, record: dict, turns: list[Turn]) -> list[Turn]:
+        """Return `turns` with their sources found again where the documents still give the same answer.
+
+        The browser keeps text only. An offline answer is reproducible, so each one is asked again (as it
+        was understood, with its settings); when the answer is the stored one, word for word, its
+        citations are those it had. Otherwise the stored text stays, with a note that the documents
+        changed. An LLM is never called for this. Bounded by RESTORE_SECONDS in all.
+        """
+        stored = [t for t in record.get("turns", []) if isinstance(t, dict)]
+        if len(stored) != len(turns):
+            return turns
+        deadline = time.monotonic() + RESTORE_SECONDS
+        try:
+            answerer = self.answerer()
+        except Exception:  # no usable index: the text is still worth showing
+            log.exception("cannot find the sources of a restored conversation")
+            return turns
+        out: list[Turn] = []
+        for turn, item in zip(turns, stored):
+            if item.get("answer_mode") not in {m.value for m in AnswerMode}:
+                out.append(turn)  # an error, or stored before sources could be found again
+                continue
+            if item["answer_mode"] == AnswerMode.LLM.value:
+                out.append(dataclasses.replace(turn, restored_note=_LLM_RESTORED_NOTE))
+                continue
+            if time.monotonic() > deadline:
+                out.append(turn)
+                continue
+            try:
+                question = str(item.get("resolved") or turn.question)
+                answer = answerer.run(question, (), mode=_choice(Mode, item.get("mode", "hybrid"), "mode"),
+                                         k=_k(item.get("k", DEFAULT_K)), answer_mode=item["answer_mode"])
+            except Exception:
+                log.exception("re-answering restored question %r failed", turn.question)
+                out.append(turn)
+                continue
+            answer = dataclasses.replace(answer, question=turn.question,
+                                         resolved_question=question if item.get("resolved") else "")
+            wanted = {c.doc_id for c in answer.citations} | {h.chunk.doc_id for h in answer.passages}
+            documents = {d: answerer.index.documents[d] for d in wanted if d in answerer.index.documents}
+            again = Turn(turn.question, answer, documents=documents)
+            if copy_text(again) == turn.restored:
+                out.append(again)
+            else:
+                out.append(dataclasses.replace(turn, restored_note=_CHANGED_NOTE))
+        return out
 
     def forget(self):
         """Clear the browser's history of conversations."""

@@ -609,6 +609,43 @@ def test_a_stored_conversation_is_plain_text_and_restores(seed_answer):
     assert history_choices([record])[0][1] == "c1" and history_choices([{"junk": 1}, None]) == []
 
 
+def test_a_restored_conversation_gets_its_sources_back(seed_kb):
+    # The browser keeps text only; restored answers came back without their sources.
+    from rag.app import history_record
+
+    app = ChatApp(seed_kb)
+    answerer = app.answerer()
+    first = answerer.run(QUESTION)
+    follow = answerer.run("那它是什么时候签约的？", [QUESTION])
+    turns = [Turn(QUESTION, first, documents=dict(seed_kb.index.documents)),
+             Turn("那它是什么时候签约的？", follow, documents=dict(seed_kb.index.documents))]
+    record = history_record("c1", turns)
+    chat, restored, _, _, conversation = app.restore("c1", [record])
+    assert conversation == "c1" and [t.question for t in restored] == [t.question for t in turns]
+    for was, now in zip(turns, restored):
+        assert now.answer is not None and now.answer.text == was.answer.text
+        assert [(c.doc_id, c.orig_start, c.orig_end) for c in now.answer.citations] == \
+               [(c.doc_id, c.orig_start, c.orig_end) for c in was.answer.citations]
+    assert "cite-key-0-1" in chat[1]["content"]  # clickable again
+    assert restored[1].answer.resolved_question == follow.resolved_question  # the follow-up as understood
+
+
+def test_a_restored_answer_the_documents_no_longer_give_keeps_its_text_with_a_note(seed_kb):
+    from rag.app import history_record
+
+    app = ChatApp(seed_kb)
+    turn = Turn(QUESTION, app.answerer().run(QUESTION), documents=dict(seed_kb.index.documents))
+    record = history_record("c2", [turn])
+    record["turns"][0]["answer"] = record["turns"][0]["answer"].replace("200", "300")  # documents since edited
+    llm = history_record("c3", [Turn(QUESTION, fake_answer("大模型写的回答。", mode=AnswerMode.LLM))])
+    old = {"id": "c4", "turns": [{"question": QUESTION, "answer": "旧版本保存的回答"}]}  # stored before this change
+    changed = app.restore("c2", [record])[1][0]
+    assert changed.answer is None and "300" in changed.restored and "文档已有变化" in changed.restored_note
+    from_llm = app.restore("c3", [llm])[1][0]
+    assert from_llm.answer is None and "大模型" in from_llm.restored_note  # an LLM is never called to restore
+    assert app.restore("c4", [old])[1][0].restored == "旧版本保存的回答"
+
+
 def test_the_browser_history_key_outlives_a_restart(seed_kb, tmp_path):
     import gradio as gr
 

@@ -330,6 +330,10 @@ def test_conversations_survive_a_reload_until_the_history_is_cleared(page):
     page.wait_for_function("() => document.querySelectorAll(\"#chat [data-testid='bot']\").length === 1")
     assert "200亿元" in page.locator("#chat [data-testid='bot']").last.inner_text()
     assert "重庆人工智能产业基金规模有多大" in page.locator("#chat [data-testid='user']").last.inner_text()
+    # Its sources came back with it: the citation opens the passage, as before the reload.
+    page.locator("#chat [data-testid='bot'] .cite").first.click()
+    page.wait_for_selector("#sources mark#focus-mark")
+    assert "200亿元" in page.inner_text("#sources mark#focus-mark")
     shot(page, "history")
     page.click("#history-clear")
     page.wait_for_function("() => document.querySelector('#history-status').innerText.includes('已清除')")
