@@ -1292,7 +1292,7 @@ def launch_options() -> dict:
     return {
         "theme": theme,
         "css": (ASSETS / "app.css").read_text(encoding="utf-8"),
-        "js": (ASSETS / "app.js").read_text(encoding="utf-8"),
+        "js": (ASSETS / "app.js").read_text(encoding="utf-8").replace("__UPLOAD_ACCEPT__", ",".join(UPLOAD_SUFFIXES)),
         "share": False,
         "allowed_paths": [],
         "max_file_size": 4 * MAX_UPLOAD_BYTES,  # a backstop; the KB's own check gives the clear message

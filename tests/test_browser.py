@@ -153,6 +153,10 @@ def test_an_uploaded_document_is_indexed_and_cited(page, tmp_path):
     path = tmp_path / "ferry.txt"
     path.write_text(FERRY, encoding="utf-8")
     status = upload(page, path)
+    # The system file picker offers only the kinds the knowledge base takes (it offered every file).
+    page.wait_for_function("() => (document.querySelector('#upload input[type=file]') || {}).accept")
+    accept = page.get_attribute("#upload input[type=file]", "accept").split(",")
+    assert {".txt", ".md", ".pdf", ".docx", ".xlsx", ".png"} <= set(accept) and ".exe" not in accept
     assert "✓ ferry.txt 已加入知识库" in status
     assert "ferry.txt" in page.inner_text("#doc-table")
     answer = ask(page, "渝智一号渡轮可以搭载多少乘客？")

@@ -53,8 +53,17 @@
       if (chinese) text.data = chinese + " ";
     });
   };
-  new MutationObserver(() => { relabel(); retitle(); }).observe(document.body, { subtree: true, childList: true, characterData: true,
-                                                          attributes: true, attributeFilter: ["aria-label"] });
+  // The system file picker offers the kinds the knowledge base takes (Python fills in the list). Only the
+  // picker: Gradio's file_types would also refuse in English, so the server says why in Chinese instead.
+  const UPLOAD_ACCEPT = "__UPLOAD_ACCEPT__";
+  const filter = () => {
+    document.querySelectorAll("#upload input[type=file]").forEach((input) => {
+      if (input.accept !== UPLOAD_ACCEPT) input.accept = UPLOAD_ACCEPT;
+    });
+  };
+  filter();
+  new MutationObserver(() => { relabel(); retitle(); filter(); }).observe(document.body, { subtree: true, childList: true, characterData: true,
+                                                          attributes: true, attributeFilter: ["aria-label", "accept"] });
   document.addEventListener("keydown", (event) => {
     const mark = target(event);
     if (!mark || (event.key !== "Enter" && event.key !== " ")) return;
