@@ -124,6 +124,35 @@ def test_deleting_a_document_deletes_its_points(docs_copy, index_copy, embedder)
     assert all(after.documents[c.doc_id].file != gone for c in after.chunks)
 
 
+def test_a_question_on_the_old_index_is_answered_after_a_rebuild_published_a_new_one(docs_copy, index_copy, embedder,
+                                                                                     monkeypatch):
+    # A running `rag chat` swaps its index after the build: a question that took the old one meanwhile
+    # must still be answered, and the old collection go only once nothing uses it.
+    import gc
+
+    from rag.index.stores.qdrant import Location, connect
+    from rag.kb import KnowledgeBase
+
+    for key, value in {"BACKEND": "qdrant", "PATH": ":memory:", "COLLECTION": "swap"}.items():
+        monkeypatch.setenv(f"RAG_STORE_{key}", value)
+    kb = KnowledgeBase(docs_copy, index_copy, embedder)
+    kb.rebuild()
+    old = kb.index  # what a question under way holds
+    old_collection = old.manifest["store"]["collection"]
+    kb.add("ferry.txt", "嘉陵江智能渡轮试运行\n渝智一号渡轮可以搭载120名乘客。".encode("utf-8"))
+    new_collection = kb.index.manifest["store"]["collection"]
+    assert new_collection != old_collection
+    answer = Answerer(old).run("重庆人工智能产业基金规模有多大？")
+    assert "200亿" in answer.short and answer.citations
+    assert Retriever(old).run("渡轮", mode="bm25", k=5) is not None
+    client = connect(Location(path=":memory:"))
+    assert {a.collection_name for a in client.get_aliases().aliases if a.alias_name == "swap"} == {new_collection}
+    del old, answer
+    gc.collect()
+    names = {c.name for c in client.get_collections().collections if c.name.startswith("swap-")}
+    assert names == {new_collection}  # unused now: the old build's collection (and its points) went
+
+
 def test_a_missing_qdrant_client_names_the_extra_to_install(docs_copy, tmp_path, embedder, monkeypatch, capsys):
     from rag.cli import main
     from rag.index.stores import qdrant
