@@ -117,6 +117,14 @@ def publish(location: Location, alias: str, build_id: str, units: np.ndarray, id
     Collections of killed and older builds (named after the alias, not the live one) are removed first,
     but for those a live index of this process still reads (see `switch`).
     """
+    token_lists = [textmod.tokenize(t) or [_EMPTY] for t in texts]
+    return publish_tokens(location, alias, build_id, units, ids, vectors, token_lists, exact, folder, shards, replicas)
+
+
+def publish_tokens(location: Location, alias: str, build_id: str, units: np.ndarray, ids: list[str],
+                   vectors: np.ndarray, token_lists: list[list[str]], exact: bool, folder: Path,
+                   shards: int = 0, replicas: int = 0) -> str:
+    """Return `publish` of chunks already tokenized (each with at least one token); `rag bench` times it."""
     client = connect(location)
     _, models = _qdrant()
     _drop_unused(client, location, alias, keep={_alias_target(client, alias)})
@@ -128,7 +136,6 @@ def publish(location: Location, alias: str, build_id: str, units: np.ndarray, id
         hnsw_config=None if not exact else models.HnswConfigDiff(m=0),  # exact: no graph to build
         shard_number=shards or None, replication_factor=replicas or None,
     )
-    token_lists = [textmod.tokenize(t) or [_EMPTY] for t in texts]
     vocabulary: dict[str, int] = {}
     df: Counter[str] = Counter()
     for tokens in token_lists:
@@ -151,7 +158,7 @@ def publish(location: Location, alias: str, build_id: str, units: np.ndarray, id
         client.upsert(name, points=points, wait=True)
     tokens = sorted(vocabulary, key=vocabulary.get)
     (Path(folder) / TERMS_FILE).write_text(json.dumps(
-        {"chunks": len(texts), "tokens": tokens, "df": [df[t] for t in tokens]}, ensure_ascii=False), encoding="utf-8")
+        {"chunks": len(token_lists), "tokens": tokens, "df": [df[t] for t in tokens]}, ensure_ascii=False), encoding="utf-8")
     return name
 
 
