@@ -63,14 +63,15 @@ def test_each_retriever_gives_the_faiss_bm25s_top5_up_to_ties_on_every_gold_ques
     assert differ == []
 
 
-def test_dense_scores_agree_to_float32_rounding(seed_index, qdrant_index):
-    # BM25 scores are not asserted here: 1.9e-6 apart in a fresh process (scripts/qdrant_parity.py), but in
-    # the test session, after other tests taught jieba words, they drift apart (cause not yet pinned down).
+@pytest.mark.parametrize("mode", ["bm25", "dense"])
+def test_scores_agree_to_float32_rounding(mode, seed_index, qdrant_index):
+    # BM25 too since jieba's cut no longer drifts as terms are taught again (rag/text.py add_words): before,
+    # the twin built second tokenized some chunks otherwise and its scores differed by up to ~2e-3.
     faiss, qdrant = Retriever(seed_index), Retriever(qdrant_index)
     for g in GOLD:
-        a = {h.chunk.id: h.score for h in faiss.run(g["question"], mode="dense", k=5)}
-        b = {h.chunk.id: h.score for h in qdrant.run(g["question"], mode="dense", k=5)}
-        assert [c for c in set(a) & set(b) if abs(a[c] - b[c]) > 1e-5] == []
+        a = {h.chunk.id: h.score for h in faiss.run(g["question"], mode=mode, k=5)}
+        b = {h.chunk.id: h.score for h in qdrant.run(g["question"], mode=mode, k=5)}
+        assert [c for c in set(a) & set(b) if abs(a[c] - b[c]) > 1e-5 * max(1.0, abs(a[c]))] == []
 
 
 def test_hybrid_retrieval_finds_the_gold_documents_as_often(seed_index, qdrant_index):
@@ -103,7 +104,7 @@ def test_the_manifest_records_the_backend_and_the_alias_names_the_live_collectio
     store = qdrant_index.manifest["store"]
     assert store["backend"] == "qdrant" and store["alias"] == "wenyu" and store["path"] == ":memory:"
     client = connect(Location(path=":memory:"))
-    assert {(a.alias_name, a.collection_name) for a in client.get_aliases().aliases} == {("wenyu", store["collection"])}
+    assert {a.collection_name for a in client.get_aliases().aliases if a.alias_name == "wenyu"} == {store["collection"]}
     assert client.count(store["collection"]).count == qdrant_index.dense.size
 
 
