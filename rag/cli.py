@@ -162,6 +162,8 @@ def _parser() -> argparse.ArgumentParser:
                    "(default: seeds/)")
     p.add_argument("--ingest", action="store_true", help="only the document-reading figures: OCR seconds per page "
                    "and table rows indexed per second (bench/results/ingest-latest.md)")
+    p.add_argument("--store", choices=("qdrant",), default=None, help="only the search backends side by side: "
+                   "FAISS + bm25s and embedded Qdrant at 10k and 100k synthetic passages (bench/results/store-latest.md)")
     load = p.add_argument_group("load test (--load)")
     load.add_argument("--load", action="store_true", help="many concurrent /ask clients against a real `rag chat`, "
                       "with uploads and deletes meanwhile")
@@ -484,6 +486,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     given = [f"--{k.replace('_', '-')}" for k, v in load_options.items() if v is not None]
     if given:
         raise UserError(f"{', '.join(given)} apply to the load test only: add --load")
+    if args.store:
+        from rag import bench_store
+
+        settings = dict(out_dir=args.out, docs_dir=args.docs) if args.docs else dict(out_dir=args.out)
+        config = (bench_store.StoreBenchConfig.quick_run if args.quick else bench_store.StoreBenchConfig)(**settings)
+        report = bench_store.run(config, progress=lambda message: print(message, file=sys.stderr))
+        print(report.markdown)
+        print(f"results: {report.json_path}")
+        return 0
     if args.ingest:
         from rag import bench_ingest
 

@@ -119,13 +119,22 @@ def _jieba():
     return tokenizer
 
 
+_TERM_FREQ = 20000
+
+
 def add_words(words: list[str]) -> None:
-    """Teach the tokenizer domain terms so they stay whole (e.g. 模力高地, 算力券)."""
+    """Teach the tokenizer domain terms so they stay whole (e.g. 模力高地, 算力券); a known term is skipped.
+
+    jieba's add_word adds the frequency to its total each time, even for a word it has: every build and
+    load re-teaching the same terms made the total grow and the cut drift within a process (50 rounds
+    of the seeds' terms: 亮|起 became 亮起, 数万人 and 国际机场 one token), so a long-running chat
+    tokenized questions unlike its index, and the two backends' BM25 scores differed in the test session.
+    """
     tokenizer = _jieba()
     for word in words:
         word = normalize(word).strip()
-        if word:
-            tokenizer.add_word(word, freq=20000)
+        if word and tokenizer.FREQ.get(word) != _TERM_FREQ:
+            tokenizer.add_word(word, freq=_TERM_FREQ)
 
 
 @functools.lru_cache(maxsize=1)

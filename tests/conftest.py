@@ -57,6 +57,39 @@ def seed_index(seed_index_dir, embedder):
     return load_index(seed_index_dir, embedder)
 
 
+@pytest.fixture(scope="session")
+def qdrant_seed_index(tmp_path_factory, seed_index_dir, embedder):
+    """The seed index built on embedded in-memory Qdrant (its embeddings from the FAISS build's cache)."""
+    pytest.importorskip("qdrant_client")
+    from rag.config import StoreConfig
+    from rag.index import build_index, load_index
+
+    folder = tmp_path_factory.mktemp("seed-index-qdrant")
+    shutil.copytree(seed_index_dir / "cache", folder / "cache")
+    build_index(SEEDS, folder, embedder, store=StoreConfig(backend="qdrant", path=":memory:", collection="seeds"))
+    return load_index(folder, embedder)
+
+
+@pytest.fixture(scope="session", params=["faiss", "qdrant"])
+def any_index(request):
+    """The seed index on each search backend: tests that exercise the store take this one."""
+    return request.getfixturevalue("seed_index" if request.param == "faiss" else "qdrant_seed_index")
+
+
+@pytest.fixture(params=["faiss", "qdrant"])
+def store_backend(request, monkeypatch) -> str:
+    """Each search backend for the builds a test makes (Qdrant: embedded in memory, a collection of its own)."""
+    if request.param == "qdrant":
+        pytest.importorskip("qdrant_client")
+        import uuid
+
+        for key, value in {"BACKEND": "qdrant", "PATH": ":memory:", "COLLECTION": f"t{uuid.uuid4().hex[:8]}"}.items():
+            monkeypatch.setenv(f"RAG_STORE_{key}", value)
+    else:
+        monkeypatch.delenv("RAG_STORE_BACKEND", raising=False)
+    return request.param
+
+
 @pytest.fixture()
 def docs_copy(tmp_path) -> Path:
     """A private copy of the seeds that a test may change."""

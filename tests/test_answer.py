@@ -23,21 +23,25 @@ ANSWERABLE = [
 ]
 
 
-@pytest.fixture(scope="module", params=["reader", "extractive"])
-def answerer(seed_index, request):
-    """Both offline answerers must pass every behaviour test: the reader (default) and the sentence picker."""
+@pytest.fixture(scope="module", params=[("reader", "faiss"), ("extractive", "faiss"), ("reader", "qdrant"),
+                                        ("extractive", "qdrant")], ids="-".join)
+def answerer(request):
+    """Both offline answerers must pass every behaviour test: the reader (default) and the sentence picker,
+    over each search backend (they read sentence vectors and term statistics from the index's store)."""
     from dataclasses import replace
 
     from rag.config import load_settings
 
+    mode, backend = request.param
+    index = request.getfixturevalue("seed_index" if backend == "faiss" else "qdrant_seed_index")
     settings = load_settings()
-    answerer = Answerer(seed_index, settings=replace(settings, answer=replace(settings.answer, mode=request.param)))
-    assert answerer.default_mode.value == request.param
+    answerer = Answerer(index, settings=replace(settings, answer=replace(settings.answer, mode=mode)))
+    assert answerer.default_mode.value == mode
     return answerer
 
 
 @pytest.mark.parametrize("question, fact, doc", ANSWERABLE)
-def test_answer_contains_the_fact_with_a_citation_to_it(answerer, seed_index, question, fact, doc):
+def test_answer_contains_the_fact_with_a_citation_to_it(answerer, question, fact, doc):
     answer = answerer.run(question)
     assert not answer.abstained, answer.text
     assert squash(fact) in squash(answer.text), answer.text
@@ -45,15 +49,15 @@ def test_answer_contains_the_fact_with_a_citation_to_it(answerer, seed_index, qu
     assert supporting, answer.citations
     citation = supporting[0]
     assert citation.doc_id[:3] in doc.split("|")
-    original = seed_index.documents[citation.doc_id].original
+    original = answerer.index.documents[citation.doc_id].original
     assert squash(fact) in squash(original[citation.orig_start : citation.orig_end])
     assert f"[{citation.n}]" in answer.text
 
 
-def test_answer_text_is_copied_from_the_sources(answerer, seed_index):
+def test_answer_text_is_copied_from_the_sources(answerer):
     answer = answerer.run("赛力斯超级工厂有多少台机器人？")
     for citation in answer.citations:
-        doc = seed_index.documents[citation.doc_id]
+        doc = answerer.index.documents[citation.doc_id]
         assert doc.text[citation.start : citation.end] == citation.sentence
         assert squash(citation.sentence) in squash(answer.text)
 

@@ -158,7 +158,18 @@ def kb(docs_copy, index_copy, embedder) -> KnowledgeBase:
     return base
 
 
-def test_add_indexes_only_the_new_text_and_swaps_the_index(kb):
+@pytest.fixture()
+def kb_any(store_backend, docs_copy, index_copy, embedder) -> KnowledgeBase:
+    """The knowledge base on each search backend, for the tests whose changes go through the store."""
+    base = KnowledgeBase(docs_copy, index_copy, embedder)
+    if store_backend == "qdrant":
+        base.rebuild()  # the copied FAISS build moves to Qdrant; its embeddings come from the cache
+    assert base.load() == []
+    return base
+
+
+def test_add_indexes_only_the_new_text_and_swaps_the_index(kb_any):
+    kb = kb_any
     before = kb.index
     upload, report = kb.add("ferry.txt", FERRY.encode("utf-8"))
     assert upload.name == "ferry.txt" and (kb.docs_dir / "ferry.txt").exists()
@@ -207,13 +218,25 @@ def test_a_failed_build_removes_the_upload_and_keeps_the_index(kb, monkeypatch):
     assert kb.index is index
 
 
-def test_delete_removes_the_document_from_folder_and_index(kb):
+def test_delete_removes_the_document_from_folder_and_index(kb_any):
+    kb = kb_any
     victim = sorted(kb.docs_dir.glob("*.txt"))[0]
     report = kb.delete(victim.name)
     assert not victim.exists() and report.documents == 4 and report.embedded == 0
     assert victim.stem not in kb.index.documents
     assert victim.name not in [r.file for r in kb.documents()]
     assert [p.name for p in kb.docs_dir.iterdir() if p.name.startswith(".")] == []
+    store = kb.index.manifest["store"]
+    if store["backend"] == "qdrant":  # the deleted document's points went with the old build's collection
+        import gc
+
+        from rag.index.stores.qdrant import Location, connect
+
+        gc.collect()
+        client = connect(Location(path=":memory:"))
+        names = {c.name for c in client.get_collections().collections if c.name.startswith(store["alias"] + "-")}
+        assert names == {store["collection"]}
+        assert client.count(store["collection"]).count == len(kb.index.units)
 
 
 def test_delete_refuses_unknown_names_and_restores_on_failure(kb, monkeypatch):
@@ -249,7 +272,8 @@ def test_load_reports_a_stale_index(kb):
     assert reasons and "ferry.txt" in reasons[0]
 
 
-def test_questions_keep_working_while_the_index_is_rebuilt(kb):
+def test_questions_keep_working_while_the_index_is_rebuilt(kb_any):
+    kb = kb_any
     errors: list[BaseException] = []
     answers: list[str] = []
     done = threading.Event()

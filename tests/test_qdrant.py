@@ -63,14 +63,15 @@ def test_each_retriever_gives_the_faiss_bm25s_top5_up_to_ties_on_every_gold_ques
     assert differ == []
 
 
-def test_dense_scores_agree_to_float32_rounding(seed_index, qdrant_index):
-    # BM25 scores are not asserted here: 1.9e-6 apart in a fresh process (scripts/qdrant_parity.py), but in
-    # the test session, after other tests taught jieba words, they drift apart (cause not yet pinned down).
+@pytest.mark.parametrize("mode", ["bm25", "dense"])
+def test_scores_agree_to_float32_rounding(mode, seed_index, qdrant_index):
+    # BM25 too since jieba's cut no longer drifts as terms are taught again (rag/text.py add_words): before,
+    # the twin built second tokenized some chunks otherwise and its scores differed by up to ~2e-3.
     faiss, qdrant = Retriever(seed_index), Retriever(qdrant_index)
     for g in GOLD:
-        a = {h.chunk.id: h.score for h in faiss.run(g["question"], mode="dense", k=5)}
-        b = {h.chunk.id: h.score for h in qdrant.run(g["question"], mode="dense", k=5)}
-        assert [c for c in set(a) & set(b) if abs(a[c] - b[c]) > 1e-5] == []
+        a = {h.chunk.id: h.score for h in faiss.run(g["question"], mode=mode, k=5)}
+        b = {h.chunk.id: h.score for h in qdrant.run(g["question"], mode=mode, k=5)}
+        assert [c for c in set(a) & set(b) if abs(a[c] - b[c]) > 1e-5 * max(1.0, abs(a[c]))] == []
 
 
 def test_hybrid_retrieval_finds_the_gold_documents_as_often(seed_index, qdrant_index):
@@ -103,7 +104,7 @@ def test_the_manifest_records_the_backend_and_the_alias_names_the_live_collectio
     store = qdrant_index.manifest["store"]
     assert store["backend"] == "qdrant" and store["alias"] == "wenyu" and store["path"] == ":memory:"
     client = connect(Location(path=":memory:"))
-    assert {(a.alias_name, a.collection_name) for a in client.get_aliases().aliases} == {("wenyu", store["collection"])}
+    assert {a.collection_name for a in client.get_aliases().aliases if a.alias_name == "wenyu"} == {store["collection"]}
     assert client.count(store["collection"]).count == qdrant_index.dense.size
 
 
@@ -122,6 +123,35 @@ def test_deleting_a_document_deletes_its_points(docs_copy, index_copy, embedder)
     assert names == {after.manifest["store"]["collection"]}  # the old build's collection (and points) went
     assert client.count(names.pop()).count == len(after.units)
     assert all(after.documents[c.doc_id].file != gone for c in after.chunks)
+
+
+def test_a_question_on_the_old_index_is_answered_after_a_rebuild_published_a_new_one(docs_copy, index_copy, embedder,
+                                                                                     monkeypatch):
+    # A running `rag chat` swaps its index after the build: a question that took the old one meanwhile
+    # must still be answered, and the old collection go only once nothing uses it.
+    import gc
+
+    from rag.index.stores.qdrant import Location, connect
+    from rag.kb import KnowledgeBase
+
+    for key, value in {"BACKEND": "qdrant", "PATH": ":memory:", "COLLECTION": "swap"}.items():
+        monkeypatch.setenv(f"RAG_STORE_{key}", value)
+    kb = KnowledgeBase(docs_copy, index_copy, embedder)
+    kb.rebuild()
+    old = kb.index  # what a question under way holds
+    old_collection = old.manifest["store"]["collection"]
+    kb.add("ferry.txt", "嘉陵江智能渡轮试运行\n渝智一号渡轮可以搭载120名乘客。".encode("utf-8"))
+    new_collection = kb.index.manifest["store"]["collection"]
+    assert new_collection != old_collection
+    answer = Answerer(old).run("重庆人工智能产业基金规模有多大？")
+    assert "200亿" in answer.short and answer.citations
+    assert Retriever(old).run("渡轮", mode="bm25", k=5) is not None
+    client = connect(Location(path=":memory:"))
+    assert {a.collection_name for a in client.get_aliases().aliases if a.alias_name == "swap"} == {new_collection}
+    del old, answer
+    gc.collect()
+    names = {c.name for c in client.get_collections().collections if c.name.startswith("swap-")}
+    assert names == {new_collection}  # unused now: the old build's collection (and its points) went
 
 
 def test_a_missing_qdrant_client_names_the_extra_to_install(docs_copy, tmp_path, embedder, monkeypatch, capsys):

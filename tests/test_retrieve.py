@@ -11,22 +11,22 @@ def _top_docs(index, question, mode, k=3):
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("question", ["重庆人工智能产业基金规模有多大", "重慶人工智能產業基金規模有多大"])
-def test_fund_size_chunk_is_in_the_top_3(seed_index, mode, question):
-    top = _top_docs(seed_index, question, mode)
+def test_fund_size_chunk_is_in_the_top_3(any_index, mode, question):
+    top = _top_docs(any_index, question, mode)
     assert any(doc == "000" and "200亿元" in text for doc, text in top), top
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_moli_gaodi_opening_is_found(seed_index, mode):
-    top = _top_docs(seed_index, "模力高地什么时候投用", mode)
+def test_moli_gaodi_opening_is_found(any_index, mode):
+    top = _top_docs(any_index, "模力高地什么时候投用", mode)
     assert any(doc == "002" and "5月22日" in text for doc, text in top), top
 
 
-def test_hits_carry_ranks_and_spans(seed_index):
-    hits = Retriever(seed_index).run("算力券", mode="hybrid", k=5)
+def test_hits_carry_ranks_and_spans(any_index):
+    hits = Retriever(any_index).run("算力券", mode="hybrid", k=5)
     assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
     assert all(h.dense_rank or h.bm25_rank for h in hits)
-    doc = seed_index.documents[hits[0].chunk.doc_id]
+    doc = any_index.documents[hits[0].chunk.doc_id]
     assert doc.original[hits[0].chunk.orig_start : hits[0].chunk.orig_end]
 
 
@@ -42,11 +42,11 @@ def test_bad_questions_are_refused_clearly(seed_index, question):
         Retriever(seed_index).run(question)
 
 
-def test_elliptical_follow_up_carries_the_topic(seed_index):
+def test_elliptical_follow_up_carries_the_topic(any_index):
     first = "重庆人工智能产业基金是在哪里设立的？"
     follow = resolve_follow_up("那它的规模呢？", [first])
     assert "基金" in follow
-    top = _top_docs(seed_index, follow, "hybrid")
+    top = _top_docs(any_index, follow, "hybrid")
     assert any("200亿元" in text for _, text in top)
     assert resolve_follow_up("赛力斯超级工厂有多少台机器人？", [first]) == "赛力斯超级工厂有多少台机器人？"
 

@@ -11,7 +11,10 @@ bm25s' Lucene BM25: the same scores up to float rounding (tests/test_qdrant.py m
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import uuid
+import weakref
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +32,8 @@ _POINT_NAMESPACE = uuid.UUID("8d0c6f0e-3b0a-5d0e-9a36-1c2a3f4e5b6d")
 _EMPTY = "\u2400"  # as bm25s is given for a chunk without tokens (stores/bm25.py), so N counts it too
 _BATCH = 256
 K1, B = 1.2, 0.75  # bm25s' defaults, as BM25Index.build uses them
+
+log = logging.getLogger(__name__)
 
 
 class QdrantUnavailable(IndexProblem):
@@ -109,14 +114,20 @@ def publish(location: Location, alias: str, build_id: str, units: np.ndarray, id
     """Write a new collection for one build, save its term statistics in `folder`; return its name.
 
     The collection goes live (alias switched) only in `switch`, after the build's files are in place.
-    Collections of killed builds (named after the alias, not the live one) are removed first.
+    Collections of killed and older builds (named after the alias, not the live one) are removed first,
+    but for those a live index of this process still reads (see `switch`).
     """
+    token_lists = [textmod.tokenize(t) or [_EMPTY] for t in texts]
+    return publish_tokens(location, alias, build_id, units, ids, vectors, token_lists, exact, folder, shards, replicas)
+
+
+def publish_tokens(location: Location, alias: str, build_id: str, units: np.ndarray, ids: list[str],
+                   vectors: np.ndarray, token_lists: list[list[str]], exact: bool, folder: Path,
+                   shards: int = 0, replicas: int = 0) -> str:
+    """Return `publish` of chunks already tokenized (each with at least one token); `rag bench` times it."""
     client = connect(location)
     _, models = _qdrant()
-    live = _alias_target(client, alias)
-    for description in client.get_collections().collections:
-        if description.name.startswith(f"{alias}-") and description.name != live:
-            client.delete_collection(description.name)
+    _drop_unused(client, location, alias, keep={_alias_target(client, alias)})
     name = f"{alias}-{build_id}"
     client.create_collection(
         name,
@@ -125,7 +136,6 @@ def publish(location: Location, alias: str, build_id: str, units: np.ndarray, id
         hnsw_config=None if not exact else models.HnswConfigDiff(m=0),  # exact: no graph to build
         shard_number=shards or None, replication_factor=replicas or None,
     )
-    token_lists = [textmod.tokenize(t) or [_EMPTY] for t in texts]
     vocabulary: dict[str, int] = {}
     df: Counter[str] = Counter()
     for tokens in token_lists:
@@ -148,7 +158,7 @@ def publish(location: Location, alias: str, build_id: str, units: np.ndarray, id
         client.upsert(name, points=points, wait=True)
     tokens = sorted(vocabulary, key=vocabulary.get)
     (Path(folder) / TERMS_FILE).write_text(json.dumps(
-        {"chunks": len(texts), "tokens": tokens, "df": [df[t] for t in tokens]}, ensure_ascii=False), encoding="utf-8")
+        {"chunks": len(token_lists), "tokens": tokens, "df": [df[t] for t in tokens]}, ensure_ascii=False), encoding="utf-8")
     return name
 
 
@@ -158,7 +168,15 @@ def _is_whole(units: np.ndarray, row: int) -> bool:
 
 
 def switch(location: Location, alias: str, name: str) -> None:
-    """Point `alias` at collection `name` and drop the collections of older builds (their points go)."""
+    """Point `alias` at collection `name` and drop the collections of older builds nothing reads any more.
+
+    A running chat swaps to the new build only after this (rag/kb.py), and a question under way finishes
+    on the index it took: a collection an Index of this process still holds is retired, and dropped when
+    the last such Index is freed (`_release`). An embedded store serves one process (path lock, or
+    ":memory:"), so this process knows every reader. A server may have readers in other processes, which
+    adopt the new build before their next question: there the previous collection is kept until the next
+    build publishes.
+    """
     client = connect(location)
     _, models = _qdrant()
     old = _alias_target(client, alias)
@@ -166,9 +184,57 @@ def switch(location: Location, alias: str, name: str) -> None:
     if old is not None:
         operations.insert(0, models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
     client.update_collection_aliases(change_aliases_operations=operations)
+    _drop_unused(client, location, alias, keep={name, old} if location.url else {name})
+
+
+# Collections that live indexes of this process read, counted per opened Index; retired ones (no longer
+# live) are dropped by the last reader's release. Guarded by _readers_lock: finalizers run in any thread.
+_readers: Counter[tuple[str, str, str]] = Counter()
+_retired: set[tuple[str, str, str]] = set()
+_readers_lock = threading.Lock()
+
+
+class _Lease:
+    """Held by the two stores of one opened Index: while it lives, its collection is not dropped."""
+
+
+def _key(location: Location, name: str) -> tuple[str, str, str]:
+    return (location.url, location.path, name)
+
+
+def _lease(location: Location, name: str) -> _Lease:
+    lease = _Lease()
+    with _readers_lock:
+        _readers[_key(location, name)] += 1
+    # Not at exit: the client may be closed by then; the next build drops what is left.
+    weakref.finalize(lease, _release, location, name).atexit = False
+    return lease
+
+
+def _release(location: Location, name: str) -> None:
+    key = _key(location, name)
+    with _readers_lock:
+        _readers[key] -= 1
+        if _readers[key] > 0 or key not in _retired:
+            return
+        del _readers[key]
+        _retired.discard(key)
+    try:
+        connect(location).delete_collection(name)
+    except Exception as exc:  # a finalizer must not raise; the next build drops it instead
+        log.warning("could not drop the retired Qdrant collection %s: %s", name, exc)
+
+
+def _drop_unused(client, location: Location, alias: str, keep: set[str | None]) -> None:
     for description in client.get_collections().collections:
-        if description.name.startswith(f"{alias}-") and description.name != name:
-            client.delete_collection(description.name)
+        name = description.name
+        if not name.startswith(f"{alias}-") or name in keep:
+            continue
+        with _readers_lock:
+            if _readers[_key(location, name)] > 0:
+                _retired.add(_key(location, name))
+                continue
+        client.delete_collection(name)
 
 
 def _alias_target(client, alias: str) -> str | None:
@@ -181,8 +247,9 @@ def _alias_target(client, alias: str) -> str | None:
 class QdrantDense:
     """Dense search over one build's collection; results are unit rows, as FAISS gives them."""
 
-    def __init__(self, client, collection: str, ids: list[str], kind: str, remote: bool) -> None:
+    def __init__(self, client, collection: str, ids: list[str], kind: str, remote: bool, lease: _Lease) -> None:
         self._client = client
+        self._lease = lease
         self._remote = remote
         self._collection = collection
         self._ids = ids
@@ -221,8 +288,9 @@ class QdrantDense:
 class QdrantKeywords:
     """BM25 over chunks through the collection's sparse vectors; term statistics from the build's terms.json."""
 
-    def __init__(self, client, collection: str, folder: Path, size: int) -> None:
+    def __init__(self, client, collection: str, folder: Path, size: int, lease: _Lease) -> None:
         self._client = client
+        self._lease = lease
         self._collection = collection
         terms = json.loads((Path(folder) / TERMS_FILE).read_text(encoding="utf-8"))
         tokens, df = terms["tokens"], terms["df"]
@@ -271,4 +339,6 @@ def open_stores(location: Location, collection: str, folder: Path, ids: list[str
     client = connect(location)
     if not client.collection_exists(collection):
         raise ValueError(f"the Qdrant collection {collection} is missing")
-    return QdrantDense(client, collection, ids, kind, bool(location.url)), QdrantKeywords(client, collection, folder, chunks)
+    lease = _lease(location, collection)
+    return (QdrantDense(client, collection, ids, kind, bool(location.url), lease),
+            QdrantKeywords(client, collection, folder, chunks, lease))
