@@ -38,7 +38,7 @@ class TablePages:
 
 
 def find_tables(data: bytes, skip: set[int], seconds: float | None = None) -> TablePages:
-    """Return the blocks of every page of a PDF that holds a table (pages in `skip` not looked at).
+    """Return every page of a PDF as blocks when one of them holds a table, else none (pages in `skip` not looked at).
 
     Pages are read until `seconds` (default `TABLE_SECONDS`) have passed; the rest keep their running text.
     """
@@ -68,11 +68,14 @@ def find_tables(data: bytes, skip: set[int], seconds: float | None = None) -> Ta
             if blocks is not None:
                 pages[number] = blocks
                 count += sum(isinstance(b, Table) for b in blocks)
-    return TablePages(pages)
+    # Either every page is laid out here or none: pypdf orders a page's lines as they were drawn,
+    # pdfplumber top to bottom, and a page number found first on some pages and last on others is
+    # no longer seen as the running footer it is.
+    return TablePages(pages if count else {})
 
 
-def page_blocks(page, tables_before: int = 0) -> list[str | Table] | None:
-    """Return a pdfplumber page as text blocks and tables, top to bottom; None when it holds no table."""
+def page_blocks(page, tables_before: int = 0) -> list[str | Table]:
+    """Return a pdfplumber page as text blocks and tables, top to bottom."""
     ruled = []
     for found in page.find_tables():
         grid = _ruled_grid(found)
@@ -83,8 +86,6 @@ def page_blocks(page, tables_before: int = 0) -> list[str | Table] | None:
         rest = rest.outside_bbox(bbox)
     lines = [line for line in rest.extract_text_lines(return_chars=True) if line["text"].strip()]
     unruled = _unruled(lines)
-    if not ruled and not unruled:
-        return None
     # Everything placed by its top: text lines, ruled tables, and unruled runs of lines.
     items: list[tuple[float, str, object]] = [(bbox[1], "table", grid) for bbox, grid in ruled]
     in_unruled = {k for first, last, _ in unruled for k in range(first, last + 1)}
@@ -107,7 +108,7 @@ def page_blocks(page, tables_before: int = 0) -> list[str | Table] | None:
             blocks.append(table)
     if text:
         blocks.append("\n".join(text))
-    return blocks if any(isinstance(b, Table) for b in blocks) else None
+    return blocks
 
 
 def _ruled_grid(found) -> list[list[str]]:
