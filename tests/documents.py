@@ -220,3 +220,18 @@ def two_column_pdf() -> bytes:
     pdf.showPage()
     pdf.save()
     return buffer.getvalue()
+
+
+def damaged_scan_png() -> bytes:
+    """Return a .png whose last line has its lower part torn off: OCR reads it with confidence ~0.72 (< 0.8)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(FONT, 40)
+    image = Image.new("RGB", (1240, 380), "white")
+    draw = ImageDraw.Draw(image)
+    for k, line in enumerate(["渝智一号渡轮简介", "渡轮可搭载乘客一百二十人。", "码头位于朝天门广场东侧。"]):
+        draw.text((60, 60 + k * 100), line, fill="black", font=font)
+    draw.rectangle((0, 296, 1240, 340), fill="white")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
