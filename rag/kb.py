@@ -169,12 +169,12 @@ def pdf_text(data: bytes, name: str = "PDF", progress: Progress | None = None) -
     ocr_lines: dict[int, list] = {}
     if scanned:
         ocr_lines = _ocr_pdf_pages(data, name, scanned, progress)
-    tables = _pdf_tables(data, name, set(scanned), progress)
+    tables = _pdf_tables(data, name, set(scanned)) if len(scanned) < len(pages) else None
     builder = TextBuilder()
     for i, text in enumerate(pages):
         if i in ocr_lines:
             span = _add_ocr_lines(builder, ocr_lines[i])
-        elif i in tables.pages:
+        elif tables and i in tables.pages:
             start = None
             for block in tables.pages[i]:
                 if isinstance(block, str):
@@ -193,27 +193,24 @@ def pdf_text(data: bytes, name: str = "PDF", progress: Progress | None = None) -
     notes = [f"PDF，{len(pages)}页"]
     if ocr_lines:
         notes.append(f"{_page_list(sorted(ocr_lines))}经OCR识别")
-    if tables.pages:
-        notes.append(f"{_page_list(sorted(tables.pages))}有表格")
-    if tables.unread_from is not None:
+    with_tables = sorted(i for i, blocks in (tables.pages if tables else {}).items()
+                         if any(not isinstance(b, str) for b in blocks))
+    if with_tables:
+        notes.append(f"{_page_list(with_tables)}有表格")
+    if tables and tables.unread_from is not None:
         notes.append(f"第{tables.unread_from + 1}页起未识别表格（超出识别时限）")
     return Converted(text, _nonempty_pages(builder.regions), title, date, notes=tuple(notes))
 
 
-def _pdf_tables(data: bytes, name: str, skip: set[int], progress: Progress | None):
+def _pdf_tables(data: bytes, name: str, skip: set[int]):
     """Return the pages of a PDF that hold tables; none when pdfplumber cannot read it (the text is kept)."""
     from rag import pdf_tables
 
-    if progress:
-        progress("识别表格", 0, 1)
     try:
-        found = pdf_tables.find_tables(data, skip)
+        return pdf_tables.find_tables(data, skip)
     except Exception as exc:  # pypdf read the text already; a table reader failing must not lose it
         log.warning("tables of %s not read: %s", name, exc)
-        found = pdf_tables.TablePages({})
-    if progress:
-        progress("识别表格", 1, 1)
-    return found
+        return pdf_tables.TablePages({})
 
 
 def _nonempty_pages(regions: list[Region]) -> tuple[Region, ...]:
