@@ -9,13 +9,12 @@ seen is hashed again, so a check over an unchanged folder hashes nothing.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.load import TEXT_SUFFIXES
+from rag.load import TEXT_SUFFIXES, file_digest, meta_path
 
 # Checks closer together than this return the previous result (a page may ask on every event).
 MIN_INTERVAL = 2.0
@@ -43,7 +42,7 @@ class FreshnessCheck:
         self.docs_dir = Path(docs_dir)
         self.index_dir = Path(index_dir)
         self.min_interval = min_interval
-        self._seen: dict[str, tuple[int, int, str]] = {}  # name -> (size, mtime_ns, sha256)
+        self._seen: dict[str, tuple] = {}  # name -> (size, mtime_ns[, meta size, meta mtime_ns], digest)
         self._last: tuple[float, str, DiskState] | None = None  # (when, build checked against, result)
         self._lock = threading.Lock()
 
@@ -69,7 +68,7 @@ class FreshnessCheck:
         indexed = dict(manifest.get("files", {}))
         skipped = set(manifest.get("skipped", {}))
         current: dict[str, str] = {}
-        seen: dict[str, tuple[int, int, str]] = {}
+        seen: dict[str, tuple] = {}
         try:
             paths = [p for p in self.docs_dir.iterdir() if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES]
         except OSError:
@@ -77,12 +76,16 @@ class FreshnessCheck:
         for path in paths:
             try:
                 stat = path.stat()
-                signature = (stat.st_size, stat.st_mtime_ns)
+                # A converted document is indexed under its text and its .meta.json together.
+                meta = meta_path(path)
+                meta_stat = meta.stat() if meta.is_file() else None
+                signature = (stat.st_size, stat.st_mtime_ns) + ((meta_stat.st_size, meta_stat.st_mtime_ns)
+                                                                if meta_stat else ())
                 known = self._seen.get(path.name)
-                if known is not None and known[:2] == signature:
-                    digest = known[2]
+                if known is not None and known[:-1] == signature:
+                    digest = known[-1]
                 else:  # new or touched since last seen: the only files hashed
-                    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                    digest = file_digest(path)
             except OSError:
                 continue  # removed while listing
             seen[path.name] = (*signature, digest)

@@ -169,10 +169,21 @@ def pdf_text(data: bytes, name: str = "PDF", progress: Progress | None = None) -
     ocr_lines: dict[int, list] = {}
     if scanned:
         ocr_lines = _ocr_pdf_pages(data, name, scanned, progress)
+    tables = _pdf_tables(data, name, set(scanned)) if len(scanned) < len(pages) else None
     builder = TextBuilder()
     for i, text in enumerate(pages):
         if i in ocr_lines:
             span = _add_ocr_lines(builder, ocr_lines[i])
+        elif tables and i in tables.pages:
+            start = None
+            for block in tables.pages[i]:
+                if isinstance(block, str):
+                    piece = builder.add(block)
+                else:
+                    add_table(builder, block)
+                    piece = (builder.regions[-1].start, builder.size)  # add_table marks the whole table last
+                start = piece[0] if start is None else start
+            span = (start if start is not None else builder.size, builder.size)
         else:
             span = builder.add(text) if text else (builder.size, builder.size)
         builder.mark("page", (span[0], max(span[1], span[0])), f"第{i + 1}页")
@@ -182,7 +193,24 @@ def pdf_text(data: bytes, name: str = "PDF", progress: Progress | None = None) -
     notes = [f"PDF，{len(pages)}页"]
     if ocr_lines:
         notes.append(f"{_page_list(sorted(ocr_lines))}经OCR识别")
+    with_tables = sorted(i for i, blocks in (tables.pages if tables else {}).items()
+                         if any(not isinstance(b, str) for b in blocks))
+    if with_tables:
+        notes.append(f"{_page_list(with_tables)}有表格")
+    if tables and tables.unread_from is not None:
+        notes.append(f"第{tables.unread_from + 1}页起未识别表格（超出识别时限）")
     return Converted(text, _nonempty_pages(builder.regions), title, date, notes=tuple(notes))
+
+
+def _pdf_tables(data: bytes, name: str, skip: set[int]):
+    """Return the pages of a PDF that hold tables; none when pdfplumber cannot read it (the text is kept)."""
+    from rag import pdf_tables
+
+    try:
+        return pdf_tables.find_tables(data, skip)
+    except Exception as exc:  # pypdf read the text already; a table reader failing must not lose it
+        log.warning("tables of %s not read: %s", name, exc)
+        return pdf_tables.TablePages({})
 
 
 def _nonempty_pages(regions: list[Region]) -> tuple[Region, ...]:

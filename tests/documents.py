@@ -135,3 +135,103 @@ def docx_with_table() -> bytes:
     buffer = io.BytesIO()
     document.save(buffer)
     return buffer.getvalue()
+
+
+# A report whose page 2 holds a ruled table (a header cell merged across two columns, two merged down)
+# and whose page 3 holds an unruled one, its columns kept apart by white space only.
+FERRY_TABLE = [("渝智一号", "120人", "25公里每小时", "2026年3月18日"), ("渝智二号", "86人", "22公里每小时", "2026年5月2日"),
+               ("嘉陵三号", "150人", "18公里每小时", "2024年9月1日")]
+PIER_TABLE = [("码头", "工作日", "周末"), ("朝天门", "3200人次", "5100人次"), ("磁器口", "1800人次", "4300人次"),
+              ("北碚", "900人次", "1500人次")]
+
+
+def table_pdf(header: str = RUNNING_HEADER) -> bytes:
+    """Return a three-page PDF: prose, a ruled table with merged header cells (page 2), an unruled table (page 3)."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen import canvas
+
+    pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer, pagesize=A4)
+    pdf.setTitle("嘉陵江渡轮运行统计（2026）")
+
+    def page(number, draw):
+        pdf.setFont("STSong-Light", 10)
+        pdf.drawString(72, 800, header)
+        pdf.drawString(280, 40, f"第 {number} 页")
+        pdf.setFont("STSong-Light", 12)
+        draw()
+        pdf.showPage()
+
+    def prose():
+        pdf.drawString(72, 760, "第一章 概况")
+        pdf.drawString(72, 736, "嘉陵江上运营的渡轮共有三艘，本报告统计其技术参数和各码头客流。")
+        pdf.drawString(72, 712, "统计数据由重庆市航运发展中心提供。")
+
+    def ruled():
+        pdf.drawString(72, 760, "表1 渡轮技术参数")
+        xs, top, h = [72, 172, 252, 372, 500], 740, 24
+        # (row, first column, last column, rows spanned, text): the header is two rows deep.
+        cells = [(0, 0, 0, 2, "船名"), (0, 1, 2, 1, "运力"), (0, 3, 3, 2, "首航日期"), (1, 1, 1, 1, "载客量"),
+                 (1, 2, 2, 1, "最高航速")]
+        cells += [(r + 2, c, c, 1, value) for r, row in enumerate(FERRY_TABLE) for c, value in enumerate(row)]
+        for row, first, last, span, text in cells:
+            x0, x1, y1 = xs[first], xs[last + 1], top - row * h
+            pdf.rect(x0, y1 - span * h, x1 - x0, span * h)
+            pdf.drawString(x0 + 4, y1 - span * h / 2 - 4, text)
+        pdf.drawString(72, top - (len(FERRY_TABLE) + 2) * h - 30, "上表数据截至二〇二六年六月。")
+
+    def unruled():
+        pdf.drawString(72, 760, "第二章 客流")
+        pdf.drawString(72, 736, "各码头日均客流如下表，周末客流明显高于工作日。")
+        pdf.drawString(72, 700, "表2 各码头日均客流")
+        for r, row in enumerate(PIER_TABLE):
+            for c, value in enumerate(row):
+                pdf.drawString([72, 200, 320][c], 676 - r * 20, value)
+        pdf.drawString(72, 580, "节假日客流另行统计。")
+
+    for number, draw in enumerate((prose, ruled, unruled), 1):
+        page(number, draw)
+    pdf.save()
+    return buffer.getvalue()
+
+
+def two_column_pdf() -> bytes:
+    """Return a one-page PDF of prose set in two columns, and a header line with a title left and a date right."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen import canvas
+
+    pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
+    left = ["嘉陵江航运保持平稳增长，", "全年客运量继续提高。沿江", "各区县码头完成了改造升级，", "新增泊位十二个。"]
+    right = ["集装箱航线新增两条，通达", "长江下游主要港口。明年将", "继续建设智慧航道，推进船", "舶绿色化改造。"]
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer, pagesize=A4)
+    pdf.setFont("STSong-Light", 12)
+    pdf.drawString(72, 790, "航运简报")
+    pdf.drawString(440, 790, "2026年1月")
+    for k, (a, b) in enumerate(zip(left, right)):
+        pdf.drawString(72, 750 - k * 20, a)
+        pdf.drawString(320, 750 - k * 20, b)
+    pdf.drawString(72, 640, "第 1 页")
+    pdf.showPage()
+    pdf.save()
+    return buffer.getvalue()
+
+
+def damaged_scan_png() -> bytes:
+    """Return a .png whose last line has its lower part torn off: OCR reads it with confidence ~0.72 (< 0.8)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(FONT, 40)
+    image = Image.new("RGB", (1240, 380), "white")
+    draw = ImageDraw.Draw(image)
+    for k, line in enumerate(["渝智一号渡轮简介", "渡轮可搭载乘客一百二十人。", "码头位于朝天门广场东侧。"]):
+        draw.text((60, 60 + k * 100), line, fill="black", font=font)
+    draw.rectangle((0, 296, 1240, 340), fill="white")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

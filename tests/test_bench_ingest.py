@@ -16,6 +16,8 @@ def test_ingest_bench_reports_ocr_per_page_and_table_rows_per_second(tmp_path):
         assert report.results["ocr"]["pages"] == 1 and report.results["ocr"]["agreement"] > 0.9
         assert "s per page" in report.markdown
     assert "rows indexed/s" in report.markdown and report.json_path.exists()
+    pdf = report.results["pdf_tables"]  # every row of the ruled PDF tables comes back as a row passage
+    assert pdf["rows_found"] == 20 and pdf["rows_per_s"] > 0 and "PDF rows converted/s" in report.markdown
     assert not (tmp_path / "ingest-latest.md").exists()  # a quick run does not stand for the figures
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 from rag import freshness
@@ -15,8 +14,8 @@ def test_a_check_hashes_only_files_that_moved_and_names_what_changed(docs_copy, 
     check = FreshnessCheck(docs_copy, index_copy, min_interval=0)
     assert check.check(build, manifest) == freshness.DiskState()  # the seeds as indexed
     hashed = []
-    real = hashlib.sha256
-    monkeypatch.setattr(freshness.hashlib, "sha256", lambda data=b"": hashed.append(1) or real(data))
+    real = freshness.file_digest
+    monkeypatch.setattr(freshness, "file_digest", lambda path: hashed.append(1) or real(path))
     check.check(build, manifest)
     assert hashed == []  # nothing moved: nothing hashed
     edited = sorted(docs_copy.glob("*.txt"))[1]
@@ -51,3 +50,18 @@ def test_the_knowledge_base_adopts_a_newer_build_and_keeps_its_own(docs_copy, in
     build_index(docs_copy, index_copy, embedder)
     adopted = kb.adopt_newer_build()
     assert adopted is not None and kb.index is adopted and len(adopted.documents) == 6
+
+
+def test_a_converted_document_with_its_metadata_file_is_not_seen_as_changed(docs_copy, index_copy, embedder):
+    # Issue 15: the index hashes a converted .txt together with its .meta.json; so must the check.
+    from rag.kb import KnowledgeBase
+    from tests.documents import docx_with_table
+
+    kb = KnowledgeBase(docs_copy, index_copy, embedder)
+    kb.load()
+    kb.add("渡轮.docx", docx_with_table())
+    check = FreshnessCheck(docs_copy, index_copy, min_interval=0)
+    assert check.check(current_build(index_copy), read_manifest(index_copy)).changed == ()
+    meta = docs_copy / "渡轮.meta.json"
+    meta.write_text(meta.read_text(encoding="utf-8").replace("嘉陵江渡轮一览", "改过的标题"), encoding="utf-8")
+    assert check.check(current_build(index_copy), read_manifest(index_copy)).changed == ("渡轮.txt",)

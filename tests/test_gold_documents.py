@@ -31,12 +31,13 @@ def test_the_documents_load_with_their_pages_and_rows():
     assert {r.kind for r in docs["航运报告.txt"].regions} == {"page"}
     assert sum(r.kind == "row" for r in docs["港口吞吐量.txt"].regions) == 3
     assert any(r.kind == "ocr" for r in docs["渡轮扫描件.txt"].regions)
+    assert sum(r.kind == "row" for r in docs["渡轮统计.txt"].regions) == 6 and docs["渡轮统计.txt"].page_of(0) == 1
 
 
 def test_stored_conversions_match_what_the_converters_make_now():
     from rag.kb import prepare_upload
-    from tests.documents import docx_with_table, text_pdf, xlsx_bytes
+    from tests.documents import docx_with_table, table_pdf, text_pdf, xlsx_bytes
 
-    for name, data in [("航运报告.pdf", text_pdf()), ("港口吞吐量.xlsx", xlsx_bytes()), ("渡轮一览.docx", docx_with_table())]:
+    for name, data in [("航运报告.pdf", text_pdf()), ("渡轮统计.pdf", table_pdf()), ("港口吞吐量.xlsx", xlsx_bytes()), ("渡轮一览.docx", docx_with_table())]:
         upload = prepare_upload(name, data)
         assert (DOCS / upload.name).read_bytes() == upload.data, f"run scripts/make_eval_documents.py ({name})"
