@@ -392,7 +392,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"report: {report.report_dir / 'report.md'}")
     is_default = any(r.mode.value == "hybrid" and r.answer_mode.value == "reader" for r in report.rows)
     if args.squad is None and args.limit is None and is_default:
-        print(f"summary: {evaluate.write_latest(report, args.out / 'latest.md')}")
+        # latest.md is the committed summary of eval/gold.jsonl; another gold file gets its own.
+        own = Path(args.gold).resolve() == DEFAULT_GOLD.resolve()
+        name = "latest.md" if own else f"latest-{Path(args.gold).stem}.md"
+        print(f"summary: {evaluate.write_latest(report, args.out / name)}")
     return 0
 
 

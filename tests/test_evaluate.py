@@ -303,3 +303,19 @@ def test_squad_eval_scores_short_answers_and_asks_one_split(tmp_path, embedder) 
     assert 0.0 <= reader.metrics["em"] <= 1.0
     with pytest.raises(ValueError, match="split must be"):
         ev.run_squad_eval(path, split="test", embedder=embedder, cache_dir=tmp_path / "cache")
+
+
+def test_another_gold_file_does_not_overwrite_the_gold_sets_summary(tmp_path, seeds_dir, seed_index_dir, capsys):
+    # `rag eval --gold eval/gold_documents.jsonl` rewrote eval/reports/latest.md, the committed summary of
+    # eval/gold.jsonl, with the other file's figures.
+    from rag.cli import main
+
+    mini = tmp_path / "mini.jsonl"
+    lines = (ROOT / "eval" / "gold.jsonl").read_text(encoding="utf-8").splitlines()[:3]
+    mini.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "reports"
+    assert main(["eval", "--gold", str(mini), "--docs", str(seeds_dir), "--index", str(seed_index_dir),
+                 "--mode", "hybrid", "--answer", "reader", "--out", str(out)]) == 0
+    assert not (out / "latest.md").exists()
+    assert "mini.jsonl" in (out / "latest-mini.md").read_text(encoding="utf-8")
+    assert "latest-mini.md" in capsys.readouterr().out
