@@ -83,8 +83,23 @@ def connect(location: Location):
         except RuntimeError as exc:  # the embedded store's folder is held by another process
             raise QdrantUnavailable(f"cannot open the Qdrant store at {location.path}: {exc}; an embedded store "
                                     "serves one process: stop the other one, or use a Qdrant server (url)") from exc
+        if not _clients:
+            import atexit
+
+            atexit.register(close_clients)
         _clients[key] = client
     return _clients[key]
+
+
+def close_clients() -> None:
+    """Close every client while the interpreter still runs (registered at exit): left to qdrant-client's
+    __del__ at shutdown, an embedded store printed an ImportError traceback after every command."""
+    while _clients:
+        _, client = _clients.popitem()
+        try:
+            client.close()
+        except Exception:  # closing is best effort: the process is ending
+            pass
 
 
 def point_id(unit_id: str) -> str:
