@@ -245,7 +245,7 @@ def cold_build(docs_dir: Path, index_dir: Path) -> dict:
     units = int(manifest["dense"]["size"])
     return {"seconds": round(seconds, 2), "units": units, "chunks": int(manifest["counts"]["chunks"]),
             "units_per_s": round(units / seconds, 1), "embedder": manifest["embedder"]["id"],
-            "dense_kind": manifest["dense"]["kind"]}
+            "dense_kind": manifest["dense"]["kind"], "backend": manifest.get("store", {}).get("backend", "faiss")}
 
 
 # --- query latency -----------------------------------------------------------------------------
@@ -506,7 +506,7 @@ def format_markdown(results: dict, plot_name: str | None = None) -> str:
     ]
     b = results["build"]
     lines += [f"Seed index build from a cold cache (`rag index`, fresh process): **{b['seconds']} s** for "
-              f"{b['units']} units of {b['chunks']} chunks ({b['units_per_s']} units/s, {b['dense_kind']}).", ""]
+              f"{b['units']} units of {b['chunks']} chunks ({b['units_per_s']} units/s, {b.get('backend', 'faiss')} {b['dense_kind']}).", ""]
     lines += _table(["embedding backend", "precision", "texts", "tokens", "s", "cpu s", "passages/s",
                      "tokens/s", "GFLOP/s", "roofline"],
                     [[r["backend"], r["precision"], r["texts"], r["tokens"], r["seconds"], r["cpu_seconds"],
