@@ -432,6 +432,12 @@ def copy_text(turn: Turn) -> str:
     return "\n".join(lines)
 
 
+def answered_turn(question: str, answer: Answer, documents: dict[str, Document]) -> Turn:
+    """Return the turn of an answer, keeping the documents its citations and passages point into."""
+    wanted = {c.doc_id for c in answer.citations} | {h.chunk.doc_id for h in answer.passages}
+    return Turn(question, answer, documents={d: documents[d] for d in wanted if d in documents})
+
+
 # --- browser-side history -----------------------------------------------------------------------
 
 HISTORY_KEY = "wenyu-conversations"
@@ -654,9 +660,7 @@ class ChatApp:
             log.exception("answering %r failed", question)
             turn = Turn(question, error=f"回答时出错：{type(exc).__name__}: {exc}")
         else:
-            wanted = {c.doc_id for c in answer.citations} | {h.chunk.doc_id for h in answer.passages}
-            documents = {d: answerer.index.documents[d] for d in wanted if d in answerer.index.documents}
-            turn = Turn(question, answer, documents=documents)
+            turn = answered_turn(question, answer, answerer.index.documents)
         turns = turns + [turn]
         yield gr.update(), chat_messages(turns), turns, sources_overview(turn, len(turns) - 1), copy_text(turn)
 
@@ -749,9 +753,7 @@ class ChatApp:
                 continue
             answer = dataclasses.replace(answer, question=turn.question,
                                          resolved_question=question if item.get("resolved") else "")
-            wanted = {c.doc_id for c in answer.citations} | {h.chunk.doc_id for h in answer.passages}
-            documents = {d: answerer.index.documents[d] for d in wanted if d in answerer.index.documents}
-            again = Turn(turn.question, answer, documents=documents)
+            again = answered_turn(turn.question, answer, answerer.index.documents)
             if copy_text(again) == turn.restored:
                 out.append(again)
             else:

@@ -149,7 +149,7 @@ def _cell_text(value: str) -> str:
         if out and not (_wide(out[-1]) or _wide(part[0])):
             out += " "
         out += part
-    return " ".join(out.split(" ")) if out else ""
+    return out
 
 
 def _wide(ch: str) -> bool:

@@ -104,3 +104,13 @@ def index_copy(tmp_path, seed_index_dir) -> Path:
     folder = tmp_path / "index"
     shutil.copytree(seed_index_dir, folder)
     return folder
+
+
+@pytest.fixture()
+def kb(docs_copy, index_copy, embedder):
+    """A knowledge base over private copies of the seeds and their index, loaded (tests may change it)."""
+    from rag.kb import KnowledgeBase
+
+    base = KnowledgeBase(docs_copy, index_copy, embedder)
+    assert base.load() == []
+    return base

@@ -1,9 +1,6 @@
-import json
-
-import numpy as np
 import pytest
 
-from rag.index import IndexProblem, build_index, current_build, load_index, read_manifest, staleness
+from rag.index import IndexProblem, build_index, current_build, load_index, staleness
 from rag.retrieve import Retriever
 from rag.index.stores.bm25 import BM25Index
 

@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from rag.index import IndexBusy, build_index, build_lock, clean_leftovers, current_build, load_index

@@ -152,13 +152,6 @@ def test_broken_documents_are_refused(name, message):
 
 
 @pytest.fixture()
-def kb(docs_copy, index_copy, embedder) -> KnowledgeBase:
-    base = KnowledgeBase(docs_copy, index_copy, embedder)
-    assert base.load() == []
-    return base
-
-
-@pytest.fixture()
 def kb_any(store_backend, docs_copy, index_copy, embedder) -> KnowledgeBase:
     """The knowledge base on each search backend, for the tests whose changes go through the store."""
     base = KnowledgeBase(docs_copy, index_copy, embedder)

@@ -10,7 +10,7 @@ import pytest
 from rag import kb as kbmod
 from rag import pdf_tables
 from rag.answer import Answerer
-from rag.kb import KnowledgeBase, prepare_upload
+from rag.kb import prepare_upload
 from tests.documents import RUNNING_HEADER, table_pdf, text_pdf, two_column_pdf
 
 pytest.importorskip("reportlab")
@@ -79,13 +79,6 @@ def test_past_the_time_budget_pages_keep_their_running_text(monkeypatch):
     upload = prepare_upload("渡轮统计.pdf", table_pdf())
     assert "船名：" not in upload.data.decode("utf-8") and "渝智二号" in upload.data.decode("utf-8")
     assert "第1页起未识别表格（超出识别时限）" in upload.meta.decode("utf-8")
-
-
-@pytest.fixture()
-def kb(docs_copy, index_copy, embedder) -> KnowledgeBase:
-    base = KnowledgeBase(docs_copy, index_copy, embedder)
-    base.load()
-    return base
 
 
 def test_question_about_a_pdf_table_cell_is_cited_by_page_table_row_and_column(kb):

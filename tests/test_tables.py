@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag.answer import Answerer
-from rag.kb import KnowledgeBase, UploadError, prepare_upload
+from rag.kb import UploadError, prepare_upload
 from tests.documents import docx_with_table, xlsx_bytes
 
 
@@ -46,13 +46,6 @@ def test_html_table_with_spans_becomes_rows():
             "</table></article></body></html>")
     text = prepare_upload("渡轮.html", page.encode("utf-8")).data.decode("utf-8")
     assert "船名：渝智一号；运力·载客量：120人；运力·航速：25公里每小时。" in text
-
-
-@pytest.fixture()
-def kb(docs_copy, index_copy, embedder) -> KnowledgeBase:
-    base = KnowledgeBase(docs_copy, index_copy, embedder)
-    base.load()
-    return base
 
 
 def test_question_about_a_cell_is_answered_from_its_row_with_sheet_row_and_column(kb):

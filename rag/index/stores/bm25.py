@@ -31,11 +31,15 @@ class BM25Index:
     @classmethod
     def build(cls, texts: list[str], k1: float = 1.2, b: float = 0.75) -> BM25Index:
         """Return an index of `texts`, tokenized with the project tokenizer."""
-        retriever = _bm25s().BM25(k1=k1, b=b)
         # bm25s refuses an empty document; a placeholder token keeps positions aligned.
-        corpus = [textmod.tokenize(t) or ["\u2400"] for t in texts]
+        return cls.from_tokens([textmod.tokenize(t) or ["\u2400"] for t in texts], k1, b)
+
+    @classmethod
+    def from_tokens(cls, corpus: list[list[str]], k1: float = 1.2, b: float = 0.75) -> BM25Index:
+        """Return an index of documents already tokenized (each with at least one token)."""
+        retriever = _bm25s().BM25(k1=k1, b=b)
         retriever.index(corpus, show_progress=False)
-        return cls(retriever, len(texts))
+        return cls(retriever, len(corpus))
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         """Return up to k (chunk index, score) pairs, best first; none when no query token is known."""
