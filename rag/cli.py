@@ -145,6 +145,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="first N questions of each file's training split")
     p.add_argument("--init", type=Path, default=None, help="continue training this adapter folder (default: a fresh "
                    "adapter); the schedule restarts with its own warm-up")
+    p.add_argument("--listwise", action="store_true", help="add nearby negatives and teach the reader to rank a "
+                   "question's windows against each other (whole questions per step, a listwise loss)")
     p.add_argument("--validate", action="store_true", help="then score span EM/F1 and answerability on held-out articles")
     p.set_defaults(func=cmd_train_reader)
 
@@ -423,7 +425,7 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
     if args.init is not None and not (Path(args.init) / "adapter.safetensors").is_file():
         raise UserError(f"--init {args.init}: no reader adapter there (want a folder with adapter.safetensors)")
     config = TrainConfig(epochs=args.epochs, lr=args.lr, seed=args.seed, max_steps=args.max_steps, limit=args.limit,
-                         init=str(args.init) if args.init is not None else None)
+                         init=str(args.init) if args.init is not None else None, listwise=args.listwise)
     record = train(paths, out, config, progress=getattr(sys.stderr, "unescaped", sys.stderr))
     print(f"trained {record['steps']} steps on {sum(record['examples'].values())} windows "
           f"({record['tokens']} tokens) in {record['seconds']:.0f} s -> {out}")

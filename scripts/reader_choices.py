@@ -39,8 +39,8 @@ def window_choices(answerer: Answerer, retriever: Retriever, items: list[dict]) 
         questions.append((item, ranked, [squash(a) for a in item.get("answers") or []],
                           answerer.extractive.unseen(profile)))
     read: dict[tuple, object] = {}  # (question id, chunk, start, end) -> span: each window is read once
-    for count in (2, 3, 4, 5):
-        for prior_weight in (0.0, 1.0, 2.0, 3.0, 5.0):
+    for count in (2, 3, 4, 5, 6, 8):
+        for prior_weight in (0.0, 0.5, 1.0, 2.0, 3.0, 5.0):
             features, answerable, contains = [], [], []
             for item, ranked, golds, unseen in questions:
                 windows = reading_windows(index, ranked, count)

@@ -5,13 +5,16 @@ the sentence scorer's candidates, windows around the best of them, the reader's 
 question lands in one of four places: the quoted sentence holds the answer; the chosen window held
 it but the reader's span is elsewhere; another window held it; no window held it. It also prints
 how often some window holds the answer when reading around the top 1–10 candidates (the ceiling
-that more windows would buy) and what the reader's pick reaches with 3, 5 and 8 windows.
+that more windows would buy) and what the reader's pick reaches with 3, 5 and 8 windows and a few
+weights of the sentence scorer's prior. `--split train` asks the reader's training articles instead:
+where the window count and the prior's weight are chosen, so the held-out ones stay a test.
 
-    python scripts/reader_losses.py ../shared/benchmarks/cmrc2018_trial.json
+    python scripts/reader_losses.py ../shared/benchmarks/cmrc2018_trial.json [--split train] [--limit N]
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 from collections import Counter
@@ -28,6 +31,7 @@ from rag.text import squash
 
 CEILING_COUNTS = (1, 2, 3, 4, 5, 6, 8, 10)
 PICK_COUNTS = (3, 5, 8)
+PRIOR_WEIGHTS = (0.0, 1.0, PRIOR_WEIGHT)
 
 
 def losses(answerer: Answerer, questions) -> None:
@@ -49,11 +53,11 @@ def losses(answerer: Answerer, questions) -> None:
         for count in CEILING_COUNTS:
             windows = reading_windows(index, ranked, count)
             ceiling[count] += any(any(g in squash(w.text) for g in golds) for w in windows)
-        for count in sorted({*PICK_COUNTS, default}):
+        for count, weight in ((c, w) for c in sorted({*PICK_COUNTS, default}) for w in sorted(set(PRIOR_WEIGHTS))):
             windows = reading_windows(index, ranked, count)
             spans = answerer.reader.read(q.question, [w.text for w in windows]) if windows else []
             found = sorted(((w, s) for w, s in zip(windows, spans) if s is not None),
-                           key=lambda ws: -(ws[1].answerable + PRIOR_WEIGHT * ws[0].prior))
+                           key=lambda ws: -(ws[1].answerable + weight * ws[0].prior))
             place = "no window holds the answer"
             if found:
                 window, span = found[0]
@@ -64,24 +68,28 @@ def losses(answerer: Answerer, questions) -> None:
                     place = "chosen window holds it, the span is elsewhere"
                 elif any(any(g in squash(w.text) for g in golds) for w, _ in found):
                     place = "another window holds it"
-            picked[count] += place.startswith("quoted")
-            if count == default:
+            picked[(count, weight)] += place.startswith("quoted")
+            if count == default and weight == PRIOR_WEIGHT:
                 places[place] += 1
-    print(f"{n} held-out Chinese questions, {default} windows (the default):")
+    print(f"{n} Chinese questions, {default} windows and prior weight {PRIOR_WEIGHT} (the defaults):")
     for place, count in places.most_common():
         print(f"  {place}: {count} ({count / n:.3f})")
     print("some window holds the answer, reading around the top N candidates:")
     print("  " + ", ".join(f"{c}: {ceiling[c] / n:.3f}" for c in CEILING_COUNTS))
-    print("the reader's quoted sentence holds it (abstention aside):")
-    print("  " + ", ".join(f"{c} windows: {picked[c] / n:.3f}" for c in sorted(picked)))
+    print("the reader's quoted sentence holds it (abstention aside), by windows read and prior weight:")
+    for count in sorted({c for c, _ in picked}):
+        print(f"  {count} windows: " + ", ".join(f"weight {w}: {picked[(c, w)] / n:.3f}"
+                                                  for c, w in sorted(picked) if c == count))
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print(__doc__, file=sys.stderr)
-        return 2
-    squad = load_squad(Path(argv[0]))
-    questions = [q for q in squad.questions if q.split == "heldout"]
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("file", type=Path)
+    parser.add_argument("--split", choices=("heldout", "train"), default="heldout")
+    parser.add_argument("--limit", type=int, default=None, help="the first N questions of the split")
+    args = parser.parse_args(argv)
+    squad = load_squad(args.file)
+    questions = [q for q in squad.questions if q.split == args.split][: args.limit]
     embedder = make_embedder(DEFAULT_MODEL, long_lived=True)
     DEFAULT_CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="wenyu-losses-") as tmp:

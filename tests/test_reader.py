@@ -114,6 +114,73 @@ def test_training_examples_hold_their_answers_and_make_hard_negatives(tiny_squad
     assert trained_on == {n for n, side in sides.items() if side == "train"}
 
 
+def test_nearby_negatives_are_the_windows_an_answer_competes_with_and_leave_the_rest_alone(tiny_squad):
+    plain = make_examples([tiny_squad], "train", seed=0)
+    listwise = make_examples([tiny_squad], "train", seed=0, nearby=True)
+    nearby = [e for e in listwise if e.kind == "nearby"]
+    assert nearby and all(e.answer is None and e.shape == "sentences" for e in nearby)
+    for e in nearby:
+        # Sentences of the question's own paragraph, without its answer.
+        assert ANSWERS[e.question.split("：", 1)[1]] not in e.passage
+        assert e.passage in (CONTEXT_A if e.passage in CONTEXT_A else CONTEXT_B)
+    # Every window knows its question; the other examples are the same with or without nearby ones.
+    by_group = {}
+    for e in listwise:
+        by_group.setdefault(e.group, set()).add(e.question)
+    assert all(len(questions) == 1 for questions in by_group.values())
+    key = lambda e: (e.question, e.passage, e.kind, e.answer)  # noqa: E731
+    assert sorted(map(key, plain)) == sorted(key(e) for e in listwise if e.kind != "nearby")
+
+
+def test_listwise_batches_keep_a_questions_sentence_windows_together(tiny_squad):
+    import random
+
+    from rag.embed.torch_e5 import TorchE5
+    from rag.reader.train import Encoded, question_batches
+    from rag.reader.windows import encode, question_ids
+
+    tok = TorchE5().tokenizer
+    examples = make_examples([tiny_squad], "train", seed=0, nearby=True)
+    encoded = [Encoded(encode(tok, question_ids(tok, e.question), e.passage), 0, 0, e.answer is not None, e.kind,
+                       e.group, e.shape) for e in examples]
+    made = question_batches(encoded, 1024, random.Random(0))
+    assert sorted(i for b in made for i in b) == list(range(len(encoded)))  # each window once
+    home = {}
+    for n, batch in enumerate(made):
+        for i in batch:
+            if encoded[i].shape == "sentences":
+                assert home.setdefault(encoded[i].group, n) == n
+
+
+def test_listwise_loss_ranks_a_questions_answer_window_above_its_negatives():
+    from rag.reader.train import Encoded, _listwise_loss
+
+    window = Window(ids=(0, 1), first=1, spans=((0, 1),), passage="字")
+    items = [Encoded(window, 1, 1, True, "answer", 7), Encoded(window, 0, 0, False, "nearby", 7),
+             Encoded(window, 0, 0, False, "nearby", 7), Encoded(window, 1, 1, True, "answer", 8)]
+    right = _listwise_loss(torch, items, torch.tensor([4.0, -2.0, -3.0, 0.0]))
+    wrong = _listwise_loss(torch, items, torch.tensor([-2.0, 4.0, -3.0, 0.0]))
+    assert float(right) < 0.01 < 5.0 < float(wrong)  # question 8 has no negatives: it adds nothing
+
+
+def test_a_listwise_training_step_runs_and_saves(tiny_squad, tmp_path):
+    from rag.reader.train import TrainConfig, train
+
+    from rag.reader.model import ReaderModel
+    from rag.reader.train import validate
+
+    record = train([tiny_squad], tmp_path / "reader", TrainConfig(max_steps=2, tokens_per_batch=1024, listwise=True),
+                   progress=None)
+    assert record["steps"] == 2 and record["examples"].get("nearby", 0) > 0
+    assert record["train"]["listwise"] is True
+    # Held-out scoring, with and without the windows a question's answer competes with at run time.
+    model = ReaderModel.load(tmp_path / "reader")
+    plain, nearby = validate(model, [tiny_squad]), validate(model, [tiny_squad], nearby=True)
+    assert nearby["windows"] > plain["windows"] > 0
+    assert nearby["span_f1"] == plain["span_f1"]  # the same answer windows
+    assert 0.0 <= nearby["question_pick"] <= 1.0 and 0.0 <= plain["question_pick"] <= 1.0
+
+
 def test_a_few_training_steps_save_and_load_the_same_reader(tiny_squad, tmp_path):
     from rag.reader.model import ADAPTER_FILE, ReaderModel
     from rag.reader.train import TrainConfig, train

@@ -6,7 +6,11 @@ reading windows look). These sets have no unanswerable questions, so negatives a
 hard cases look at run time:
 - *deleted*: the same passage with the answer's sentence removed (same entity, the fact missing);
 - *other*: the chunk of another article that shares the most question bigrams;
-- *sibling*: another chunk of the same paragraph that does not contain the answer.
+- *sibling*: another chunk of the same paragraph that does not contain the answer;
+- *nearby* (with `nearby=True`): the sentences of the same paragraph that share the most bigrams with
+  the question, each with its neighbours, cut as the answerer's reading windows are: the windows a
+  question's answer window competes with at run time. Every window carries its question's `group`,
+  so a listwise loss can teach the reader to rank a question's windows against each other.
 Only articles of the requested split are used (`rag.squad.split_of`), so held-out articles stay unseen.
 Questions and passages are read in Simplified characters (`rag.text.to_simplified` keeps offsets), as
 the reader reads at run time: DRCD's Traditional text then teaches the same script as CMRC's.
@@ -18,7 +22,7 @@ import hashlib
 import json
 import random
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rag.chunk import chunk_document
@@ -36,6 +40,8 @@ class Example:
     answer: tuple[int, int] | None
     kind: str
     source: str
+    group: int = 0  # the question it was made for: windows of one group compete for the answer
+    shape: str = "chunk"  # "chunk" (a retrieval chunk) or "sentences" (a sentence with neighbours)
 
 
 @dataclass(frozen=True)
@@ -76,10 +82,19 @@ def read_items(path: Path, split: str) -> list[_Item]:
     return items
 
 
-def make_examples(paths: list[Path], split: str = "train", seed: int = 0, limit: int | None = None) -> list[Example]:
-    """Return shuffled positives and made negatives for the questions of `split` in `paths`."""
+NEARBY_PER_QUESTION = 2
+
+
+def make_examples(paths: list[Path], split: str = "train", seed: int = 0, limit: int | None = None,
+                  nearby: bool = False) -> list[Example]:
+    """Return shuffled positives and made negatives for the questions of `split` in `paths`.
+
+    `nearby` adds the *nearby* negatives; they draw from a generator of their own, so every other
+    example is the same with or without them.
+    """
     rng = random.Random(seed)
     examples: list[Example] = []
+    group = 0
     for path in paths:
         items = read_items(Path(path), split)
         if limit:
@@ -88,9 +103,34 @@ def make_examples(paths: list[Path], split: str = "train", seed: int = 0, limit:
         other = _BigramIndex(chunks)
         source = Path(path).stem
         for item in items:
-            examples.extend(_examples_for(item, chunks, other, rng, source))
+            made = _examples_for(item, chunks, other, rng, source)
+            if made and nearby:
+                made += _nearby(item, random.Random(f"{seed}:{source}:{group}"), source)
+            examples.extend(replace(ex, group=group) for ex in made)
+            group += 1
     rng.shuffle(examples)
     return examples
+
+
+def _nearby(item: _Item, rng: random.Random, source: str) -> list[Example]:
+    """Windows around the paragraph's sentences most like the question, none holding the answer."""
+    sentences = list(sentence_spans(item.context))
+    asked = bigrams(item.question)
+    answer_rows = {i for i, (a, b) in enumerate(sentences) if a < item.end and b > item.start}
+    ranked = sorted((i for i in range(len(sentences)) if i not in answer_rows),
+                    key=lambda i: (-len(asked & bigrams(item.context[slice(*sentences[i])])), i))
+    out: list[Example] = []
+    for i in ranked:
+        if len(out) == NEARBY_PER_QUESTION:
+            break
+        first, last = max(0, i - rng.randint(0, 1)), min(len(sentences) - 1, i + rng.randint(0, 1))
+        rows = set(range(first, last + 1))
+        if rows & answer_rows:  # a neighbour may be the answer's sentence: read the sentence alone then
+            first = last = i
+        text = item.context[sentences[first][0] : sentences[last][1]]
+        if len(text) >= 10 and not _mentions(text, item.answers):
+            out.append(Example(item.question, text, None, "nearby", source, shape="sentences"))
+    return out
 
 
 def _paragraph_chunks(items: list[_Item]) -> dict[int, tuple[int, list[tuple[int, int]]]]:
@@ -116,15 +156,17 @@ def _examples_for(item: _Item, chunks, other: "_BigramIndex", rng: random.Random
     if not holding:
         return []
     # Both window shapes the reader meets: a retrieval chunk, and sentences around a candidate.
-    windows = list(dict.fromkeys([rng.choice(holding), _neighbourhood(context, item.start, item.end, rng)]))
+    chunk = rng.choice(holding)
+    windows = list(dict.fromkeys([chunk, _neighbourhood(context, item.start, item.end, rng)]))
     out = []
     for s, e in windows:
-        out.append(Example(item.question, context[s:e], (item.start - s, item.end - s), "answer", source))
+        shape = "chunk" if (s, e) == chunk else "sentences"
+        out.append(Example(item.question, context[s:e], (item.start - s, item.end - s), "answer", source, shape=shape))
         # The answer's sentences cut out of the same window: same subject, the fact missing.
         kept = [(a, b) for a, b in sentence_spans(context[s:e]) if b <= item.start - s or a >= item.end - s]
         deleted = "".join(context[s + a : s + b] for a, b in kept)
         if rng.random() < 0.6 and len(deleted) >= 20 and not _mentions(deleted, item.answers):
-            out.append(Example(item.question, deleted, None, "deleted", source))
+            out.append(Example(item.question, deleted, None, "deleted", source, shape=shape))
 
     siblings = [(a, b) for a, b in spans if not _mentions(context[a:b], item.answers)]
     draw = rng.random()

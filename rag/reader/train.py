@@ -2,6 +2,10 @@
 
 One step = one batch of windows of similar length (about `tokens_per_batch` padded tokens);
 loss = start/end cross-entropy on answerable windows + answerability binary cross-entropy on all.
+With `listwise`, *nearby* negatives join the data, a question's sentence-shaped windows share a batch,
+and the loss adds, per question, the softmax cross-entropy of each answer window against that
+question's negatives: at run time the reader picks among a question's windows, and a per-window
+yes/no never taught it to compare them.
 Seeds fix the examples, their order and the initialisation, so a run is reproducible on one machine.
 """
 
@@ -39,6 +43,7 @@ class TrainConfig:
     limit: int | None = None  # questions per file (a quick run)
     bf16: bool = True
     init: str | None = None  # an adapter folder to continue from (None: fresh LoRA and heads)
+    listwise: bool = False  # nearby negatives, whole questions per step, and the listwise loss
 
     def __post_init__(self) -> None:
         if self.epochs <= 0:
@@ -60,6 +65,8 @@ class Encoded:
     end: int
     answerable: bool
     kind: str
+    group: int = 0
+    shape: str = "chunk"
 
 
 def encode_examples(model: ReaderModel, examples: list[Example]) -> list[Encoded]:
@@ -69,11 +76,11 @@ def encode_examples(model: ReaderModel, examples: list[Example]) -> list[Encoded
         window = encode(model.tokenizer, question_ids(model.tokenizer, ex.question), ex.passage,
                         max_positions=model.max_positions)
         if ex.answer is None:
-            out.append(Encoded(window, 0, 0, False, ex.kind))
+            out.append(Encoded(window, 0, 0, False, ex.kind, ex.group, ex.shape))
             continue
         targets = token_targets(window, *ex.answer)
         if targets is not None:
-            out.append(Encoded(window, targets[0], targets[1], True, ex.kind))
+            out.append(Encoded(window, targets[0], targets[1], True, ex.kind, ex.group, ex.shape))
     return out
 
 
@@ -89,6 +96,33 @@ def batches(encoded: list[Encoded], tokens_per_batch: int, rng: random.Random) -
         batch.append(i)
     if batch:
         out.append(batch)
+    rng.shuffle(out)
+    return out
+
+
+def question_batches(encoded: list[Encoded], tokens_per_batch: int, rng: random.Random) -> list[list[int]]:
+    """Return batches in random order where a question's sentence-shaped windows travel together.
+
+    Those windows (the answer's sentences, the same with the answer cut out, the nearby ones) are what
+    a question's windows look like at run time, so they are ranked against each other; they are of
+    similar length, so whole questions pack with little padding. Chunk-shaped windows batch by length.
+    """
+    groups: dict[int, list[int]] = {}
+    for i, e in enumerate(encoded):
+        if e.shape == "sentences":
+            groups.setdefault(e.group, []).append(i)
+    order = sorted(groups.values(), key=lambda m: (max(len(encoded[i].window.ids) for i in m), rng.random()))
+    out, batch, width = [], [], 0
+    for members in order:
+        width = max(width, *(len(encoded[i].window.ids) for i in members))
+        if batch and width * (len(batch) + len(members)) > tokens_per_batch:
+            out.append(batch)
+            batch, width = [], max(len(encoded[i].window.ids) for i in members)
+        batch.extend(members)
+    if batch:
+        out.append(batch)
+    chunks = [i for i, e in enumerate(encoded) if e.shape != "sentences"]
+    out += [[chunks[j] for j in batch] for batch in batches([encoded[i] for i in chunks], tokens_per_batch, rng)]
     rng.shuffle(out)
     return out
 
@@ -111,12 +145,13 @@ def train(paths: list[Path], out: Path, config: TrainConfig = TrainConfig(),
         model = ReaderModel.load(Path(config.init), for_training=True)
     else:
         model = ReaderModel.create(reader, seed=config.seed)
-    examples = make_examples(paths, "train", seed=config.seed, limit=config.limit)
+    examples = make_examples(paths, "train", seed=config.seed, limit=config.limit, nearby=config.listwise)
     encoded = encode_examples(model, examples)
     if not encoded:
         raise ValueError("no training examples: the files have no located answers in their training split")
     rng = random.Random(config.seed)
-    per_epoch = len(batches(encoded, config.tokens_per_batch, random.Random(0)))
+    make_batches = question_batches if config.listwise else batches
+    per_epoch = len(make_batches(encoded, config.tokens_per_batch, random.Random(0)))
     total = math.ceil(per_epoch * config.epochs)
     if config.max_steps:
         total = min(total, config.max_steps)
@@ -130,13 +165,15 @@ def train(paths: list[Path], out: Path, config: TrainConfig = TrainConfig(),
     bar = tqdm(total=total, desc="train reader", unit="step", file=progress, disable=progress is None,
                dynamic_ncols=True)
     while step < total:
-        for batch in batches(encoded, config.tokens_per_batch, rng):
+        for batch in make_batches(encoded, config.tokens_per_batch, rng):
             if step >= total:
                 break
             items = [encoded[i] for i in batch]
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
                 start, end, answerable = model.forward([list(e.window.ids) for e in items])
             loss = _loss(torch, items, start, end, answerable)
+            if config.listwise:
+                loss = loss + _listwise_loss(torch, items, answerable)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -188,6 +225,20 @@ def _loss(torch, items: list[Encoded], start, end, answerable):
     return loss
 
 
+def _listwise_loss(torch, items: list[Encoded], answerable):
+    """Per question in the batch: softmax cross-entropy of each answer window against its negatives."""
+    groups: dict[int, list[int]] = {}
+    for i, e in enumerate(items):
+        groups.setdefault(e.group, []).append(i)
+    terms = []
+    for members in groups.values():
+        negatives = [i for i in members if not items[i].answerable]
+        for i in members:
+            if negatives and items[i].answerable:
+                terms.append(-torch.nn.functional.log_softmax(answerable[[i, *negatives]], dim=0)[0])
+    return torch.stack(terms).mean() if terms else answerable.sum() * 0.0
+
+
 def _counts(encoded: list[Encoded]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for e in encoded:
@@ -212,20 +263,26 @@ def _save_atomically(model: ReaderModel, out: Path, record: dict) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def validate(model: ReaderModel, paths: list[Path], limit: int | None = None, seed: int = 0) -> dict:
-    """Return span EM/F1 on held-out answerable windows and answerability accuracy/AUC on held-out windows."""
+def validate(model: ReaderModel, paths: list[Path], limit: int | None = None, seed: int = 0,
+             nearby: bool = False) -> dict:
+    """Score a reader on held-out windows: span EM/F1 on answerable ones, answerability accuracy/AUC on all,
+    and `question_pick`, the share of questions whose most answerable window holds the answer (with
+    `nearby`, among the windows a question competes with at run time too)."""
     from rag.reader.read import read_windows
     from rag.reader.score import f1_score, exact_match
 
-    examples = make_examples(paths, "heldout", seed=seed, limit=limit)
+    examples = make_examples(paths, "heldout", seed=seed, limit=limit, nearby=nearby)
     windows = [encode(model.tokenizer, question_ids(model.tokenizer, ex.question), ex.passage,
                       max_positions=model.max_positions) for ex in examples]
     spans = read_windows(model, windows)
     em = f1 = n = 0.0
     labels, scores = [], []
+    best: dict[int, tuple[float, bool]] = {}
     for ex, span in zip(examples, spans):
         labels.append(ex.answer is not None)
         scores.append(span.answerable if span else -1e9)
+        if best.get(ex.group, (-math.inf, False))[0] < scores[-1]:
+            best[ex.group] = (scores[-1], ex.answer is not None)
         if ex.answer is not None:
             gold = ex.passage[ex.answer[0] : ex.answer[1]]
             pred = ex.passage[span.start : span.end] if span else ""
@@ -238,6 +295,7 @@ def validate(model: ReaderModel, paths: list[Path], limit: int | None = None, se
         "span_f1": round(f1 / max(n, 1), 4),
         "answerable_auc": round(_auc(labels, scores), 4),
         "answerable_accuracy": round(float(np.mean([(s > 0) == y for s, y in zip(scores, labels)])), 4),
+        "question_pick": round(float(np.mean([hit for _, hit in best.values()])), 4) if best else float("nan"),
     }
 
 
