@@ -181,7 +181,7 @@ def _qdrant(path: str, vectors, tokens, queries, questions, config: StoreBenchCo
         del dense, keywords
         client.delete_collection(name)
         if path != ":memory:":
-            qdrant._clients.pop((location.url, location.path)).close()
+            qdrant.close_client(location)
 
 
 def _row(backend: str, size: int, build_s: float, disk: int | None, grown: int, load: float, dense, keywords,

@@ -53,24 +53,16 @@ def losses(answerer: Answerer, questions) -> None:
         for count in CEILING_COUNTS:
             windows = reading_windows(index, ranked, count)
             ceiling[count] += any(any(g in squash(w.text) for g in golds) for w in windows)
-        for count, weight in ((c, w) for c in sorted({*PICK_COUNTS, default}) for w in sorted(set(PRIOR_WEIGHTS))):
+        for count in sorted({*PICK_COUNTS, default}):
             windows = reading_windows(index, ranked, count)
             spans = answerer.reader.read(q.question, [w.text for w in windows]) if windows else []
-            found = sorted(((w, s) for w, s in zip(windows, spans) if s is not None),
-                           key=lambda ws: -(ws[1].answerable + weight * ws[0].prior))
-            place = "no window holds the answer"
-            if found:
-                window, span = found[0]
-                a, b = quote_span(window, (window.start + span.start, window.start + span.end))
-                if any(g in squash(window.hit.chunk.text[a:b]) for g in golds):
-                    place = "quoted sentence holds the answer"
-                elif any(g in squash(window.text) for g in golds):
-                    place = "chosen window holds it, the span is elsewhere"
-                elif any(any(g in squash(w.text) for g in golds) for w, _ in found):
-                    place = "another window holds it"
-            picked[(count, weight)] += place.startswith("quoted")
-            if count == default and weight == PRIOR_WEIGHT:
-                places[place] += 1
+            read = [(w, s) for w, s in zip(windows, spans) if s is not None]
+            for weight in sorted(set(PRIOR_WEIGHTS)):  # one reading, ranked with each weight of the prior
+                found = sorted(read, key=lambda ws: -(ws[1].answerable + weight * ws[0].prior))
+                place = _place(found, golds)
+                picked[(count, weight)] += place.startswith("quoted")
+                if count == default and weight == PRIOR_WEIGHT:
+                    places[place] += 1
     print(f"{n} Chinese questions, {default} windows and prior weight {PRIOR_WEIGHT} (the defaults):")
     for place, count in places.most_common():
         print(f"  {place}: {count} ({count / n:.3f})")
@@ -80,6 +72,21 @@ def losses(answerer: Answerer, questions) -> None:
     for count in sorted({c for c, _ in picked}):
         print(f"  {count} windows: " + ", ".join(f"weight {w}: {picked[(c, w)] / n:.3f}"
                                                   for c, w in sorted(picked) if c == count))
+
+
+def _place(found, golds: list[str]) -> str:
+    """Where the answer is, given the read windows in ranked order."""
+    if not found:
+        return "no window holds the answer"
+    window, span = found[0]
+    a, b = quote_span(window, (window.start + span.start, window.start + span.end))
+    if any(g in squash(window.hit.chunk.text[a:b]) for g in golds):
+        return "quoted sentence holds the answer"
+    if any(g in squash(window.text) for g in golds):
+        return "chosen window holds it, the span is elsewhere"
+    if any(any(g in squash(w.text) for g in golds) for w, _ in found):
+        return "another window holds it"
+    return "no window holds the answer"
 
 
 def main(argv: list[str]) -> int:

@@ -8,7 +8,7 @@ so `question_pick` says how often the reader ranks the answer's window first amo
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 from rag.paths import SHIPPED_READER
@@ -18,8 +18,10 @@ from rag.reader.train import validate
 BENCHMARKS = Path(__file__).resolve().parent.parent.parent / "shared" / "benchmarks"
 
 if __name__ == "__main__":
-    nearby = "--nearby" in sys.argv[1:]
-    folders = [a for a in sys.argv[1:] if a != "--nearby"]
-    model = ReaderModel.load(Path(folders[0]) if folders else SHIPPED_READER)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("adapter", type=Path, nargs="?", default=SHIPPED_READER)
+    parser.add_argument("--nearby", action="store_true", help="add each question's nearby negatives")
+    args = parser.parse_args()
+    model = ReaderModel.load(args.adapter)
     for name in ("cmrc2018_trial.json", "DRCD_dev.json"):
-        print(name, validate(model, [BENCHMARKS / name], nearby=nearby), flush=True)
+        print(name, validate(model, [BENCHMARKS / name], nearby=args.nearby), flush=True)

@@ -107,18 +107,18 @@ def question_batches(encoded: list[Encoded], tokens_per_batch: int, rng: random.
     a question's windows look like at run time, so they are ranked against each other; they are of
     similar length, so whole questions pack with little padding. Chunk-shaped windows batch by length.
     """
-    groups: dict[int, list[int]] = {}
-    for i, e in enumerate(encoded):
-        if e.shape == "sentences":
-            groups.setdefault(e.group, []).append(i)
-    order = sorted(groups.values(), key=lambda m: (max(len(encoded[i].window.ids) for i in m), rng.random()))
+    def widest(members: list[int]) -> int:
+        return max(len(encoded[i].window.ids) for i in members)
+
+    groups = _by_question(encoded, lambda e: e.shape == "sentences")
+    order = sorted(groups, key=lambda m: (widest(m), rng.random()))
     out, batch, width = [], [], 0
     for members in order:
-        width = max(width, *(len(encoded[i].window.ids) for i in members))
-        if batch and width * (len(batch) + len(members)) > tokens_per_batch:
+        if batch and max(width, widest(members)) * (len(batch) + len(members)) > tokens_per_batch:
             out.append(batch)
-            batch, width = [], max(len(encoded[i].window.ids) for i in members)
+            batch, width = [], 0
         batch.extend(members)
+        width = max(width, widest(members))
     if batch:
         out.append(batch)
     chunks = [i for i, e in enumerate(encoded) if e.shape != "sentences"]
@@ -225,13 +225,19 @@ def _loss(torch, items: list[Encoded], start, end, answerable):
     return loss
 
 
-def _listwise_loss(torch, items: list[Encoded], answerable):
-    """Per question in the batch: softmax cross-entropy of each answer window against its negatives."""
+def _by_question(items: list[Encoded], keep=lambda e: True) -> list[list[int]]:
+    """Return the indices of `items` (those `keep` accepts) grouped by the question they were made for."""
     groups: dict[int, list[int]] = {}
     for i, e in enumerate(items):
-        groups.setdefault(e.group, []).append(i)
+        if keep(e):
+            groups.setdefault(e.group, []).append(i)
+    return list(groups.values())
+
+
+def _listwise_loss(torch, items: list[Encoded], answerable):
+    """Per question in the batch: softmax cross-entropy of each answer window against its negatives."""
     terms = []
-    for members in groups.values():
+    for members in _by_question(items):
         negatives = [i for i in members if not items[i].answerable]
         for i in members:
             if negatives and items[i].answerable:

@@ -91,15 +91,25 @@ def connect(location: Location):
     return _clients[key]
 
 
+def close_client(location: Location) -> None:
+    """Close the shared client of `location`, if one is open (an embedded folder is then free again)."""
+    _close(_clients.pop((location.url, location.path), None))
+
+
 def close_clients() -> None:
     """Close every client while the interpreter still runs (registered at exit): left to qdrant-client's
     __del__ at shutdown, an embedded store printed an ImportError traceback after every command."""
     while _clients:
-        _, client = _clients.popitem()
-        try:
-            client.close()
-        except Exception:  # closing is best effort: the process is ending
-            pass
+        _close(_clients.popitem()[1])
+
+
+def _close(client) -> None:
+    if client is None:
+        return
+    try:
+        client.close()
+    except Exception:  # closing is best effort: the process is ending
+        pass
 
 
 def point_id(unit_id: str) -> str:
