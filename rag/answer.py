@@ -19,6 +19,7 @@ import numpy as np
 from rag import text as textmod
 from rag.cite import make_citation
 from rag.config import AnswerConfig, Settings, load_settings
+from rag.gloss import glossary_for
 from rag.index import Index
 from rag.injection import is_instruction
 from rag.reader.reader import Reader
@@ -83,16 +84,18 @@ class Candidate:
     score: float
 
 
-def profile_question(question: str) -> QuestionProfile:
-    """Return the type cues and tokens of a question."""
+def profile_question(question: str, search_text: str | None = None) -> QuestionProfile:
+    """Return the type cues and tokens of a question; `search_text` (its BM25 query) gives the tokens.
+
+    An English question's BM25 query holds its Chinese translations (`Retriever.keyword_query`), so
+    its words can meet the passages' words as a Chinese question's do.
+    """
     normalized = textmod.normalize(question)
-    letters = sum(1 for c in question if c.isascii() and c.isalpha())
-    english = letters > 0.5 * max(1, sum(1 for c in question if not c.isspace()))
     wants_date = bool(_DATE_Q.search(normalized))
     wants_number = bool(_NUMBER_Q.search(normalized)) and not wants_date
     return QuestionProfile(
         text=question,
-        tokens=tuple(dict.fromkeys(textmod.tokenize(question))),
+        tokens=tuple(dict.fromkeys(textmod.tokenize(search_text or question))),
         wants_number=wants_number,
         wants_date=wants_date,
         wants_entity=bool(_ENTITY_Q.search(normalized)) and not (wants_number or wants_date),
@@ -101,7 +104,7 @@ def profile_question(question: str) -> QuestionProfile:
         wants_list=bool(_LIST_Q.search(normalized)),
         unit=_asked_unit(normalized),
         slot=_asked_slot(question),
-        english=english,
+        english=textmod.is_english(question),
         traditional=textmod.to_simplified(question) != question,
     )
 
@@ -171,7 +174,8 @@ class ExtractiveAnswerer:
         best = ranked[0]
         top = ranked[:3]
         if profile.english:
-            features.update(en=1.0, en_score=best.score, en_dense=max(c.features["dense"] for c in top))
+            features.update(en=1.0, en_score=best.score, en_dense=max(c.features["dense"] for c in top),
+                            en_lexical=max(c.features["lexical"] for c in ranked), en_unseen=self.unseen(profile))
             return features
         features.update(
             score=best.score,
@@ -185,9 +189,13 @@ class ExtractiveAnswerer:
         return features
 
     def unseen(self, profile: QuestionProfile) -> float:
-        """Return the IDF-weighted share of the question's words that the corpus never uses (0 for English)."""
+        """Return the IDF-weighted share of the question's words that the corpus never uses.
+
+        For an English question: the share of its phrases that no word of the corpus translates
+        ("Wimbledon", "Jupiter"), by CC-CEDICT (`rag.gloss`).
+        """
         if profile.english:
-            return 0.0
+            return glossary_for(self.index.keywords).translate(profile.text).unseen
         idf = {t: self.index.idf(t) for t in profile.tokens}
         total = sum(idf.values())
         # Question words the corpus never uses ("院长", "注册资本", "深圳") are what it cannot answer.
@@ -263,8 +271,9 @@ _DEFAULT_WEIGHTS = {
 }
 _SECOND_SENTENCE_MARGIN = 0.35
 _FOCUS_CHARS = 120  # a longer sentence is quoted from its best clauses only (chosen on eval/calibration.jsonl)
-EVIDENCE = ("score", "lexical", "dense", "unseen", "cue", "unit", "slot", "en", "en_score", "en_dense")
-_DEFAULT_ABSTAIN_WEIGHTS = {"score": 1.0, "unseen": -2.0, "en_score": 1.0}
+EVIDENCE = ("score", "lexical", "dense", "unseen", "cue", "unit", "slot", "en", "en_score", "en_dense", "en_lexical",
+            "en_unseen")
+_DEFAULT_ABSTAIN_WEIGHTS = {"score": 1.0, "unseen": -2.0, "en_score": 1.0, "en_unseen": -2.0}
 
 
 @functools.lru_cache(maxsize=65536)
@@ -500,7 +509,7 @@ class Answerer:
 
     def _read(self, question, resolved, hits, retriever, mode, timings) -> Answer:
         began = time.perf_counter()
-        profile = profile_question(resolved)
+        profile = profile_question(resolved, retriever.keyword_query(resolved))
         display_profile = profile_question(_shown(question, resolved))
         reading = None
         if hits:
@@ -527,7 +536,7 @@ class Answerer:
 
     def _extract(self, question, resolved, hits, retriever, mode, timings) -> Answer:
         began = time.perf_counter()
-        profile = profile_question(resolved)
+        profile = profile_question(resolved, retriever.keyword_query(resolved))
         display_profile = profile_question(_shown(question, resolved))
         if not hits:
             timings["answer"] = time.perf_counter() - began

@@ -61,7 +61,7 @@ def calibrate(index: Index, path: Path, out: Path = CALIBRATION_FILE, fit_senten
     retriever = Retriever(index, answerer.retrieval)
 
     def candidates(item):
-        profile = profile_question(item["question"])
+        profile = profile_question(item["question"], retriever.keyword_query(item["question"]))
         hits = retriever.run(item["question"])
         ranked = extractive.candidates(profile, retriever.query_vector(item["question"]), hits) if hits else []
         return profile, ranked

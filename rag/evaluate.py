@@ -674,9 +674,7 @@ def _unique(values: list) -> list:
 
 def language_of(question: str) -> str:
     """Return "english", "traditional" or "simplified" for a question."""
-    chars = [c for c in question if not c.isspace()]
-    letters = sum(1 for c in chars if c.isascii() and c.isalpha())
-    if chars and letters / len(chars) > 0.5:
+    if textmod.is_english(question):
         return "english"
     return "traditional" if textmod.to_simplified(question) != question else "simplified"
 

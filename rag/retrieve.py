@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag import text as textmod
+from rag.gloss import glossary_for
 from rag.index import Index, embedding_text
 from rag.types import Hit, Mode
 
@@ -33,6 +34,7 @@ class RetrievalConfig:
     k: int = 5
     candidates: int = 30
     rrf_k: int = 60
+    gloss_english: bool = True  # add an English question's CC-CEDICT translations to its BM25 query
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", Mode(self.mode))
@@ -119,9 +121,15 @@ class Retriever:
 
     def _bm25(self, question: str, n: int) -> list[tuple[int, float]]:
         began = time.perf_counter()
-        hits = self.index.keywords.search(question, n)
+        hits = self.index.keywords.search(self.keyword_query(question), n)
         self.timings["bm25"] = time.perf_counter() - began
         return hits
+
+    def keyword_query(self, question: str) -> str:
+        """Return the BM25 query of `question`: an English one gains the Chinese words it translates to."""
+        if not (self.config.gloss_english and textmod.is_english(question)):
+            return question
+        return " ".join([question, *glossary_for(self.index.keywords).terms(question)])
 
     def query_vector(self, question: str) -> np.ndarray:
         """Return the unit query vector of `question`, cached for the answerer's reuse."""

@@ -100,6 +100,12 @@ _STOPWORDS = frozenset(
 )
 
 
+def is_english(text: str) -> bool:
+    """True when most of `text`'s non-space characters are Latin letters (an English question)."""
+    chars = [c for c in text if not c.isspace()]
+    return bool(chars) and sum(1 for c in chars if c.isascii() and c.isalpha()) > 0.5 * len(chars)
+
+
 def stopwords() -> frozenset[str]:
     """Return the stopword set applied to normalized tokens."""
     return _STOPWORDS

@@ -19,6 +19,8 @@ ANSWERABLE = [
     ("2025年全市高新区规上工业总产值是多少？", "7308億元", "003"),
     ("达瓦科技把分镜效率提高到多少时间每集？", "1小时", "004"),
     ("How many AI visual inspection points does the Seres super factory have?", "50多个", "002"),
+    # Its passage ranked 6th without the CC-CEDICT words in its BM25 query (rag/gloss.py).
+    ("When was the Chongqing AI College officially established?", "9月8日", "001"),
     ("市政协经济委第几期委员履职协商活动在嘉陵江实验室举行？", "第十期", "004"),
 ]
 
@@ -62,7 +64,8 @@ def test_answer_text_is_copied_from_the_sources(answerer):
         assert squash(citation.sentence) in squash(answer.text)
 
 
-@pytest.mark.parametrize("question", ["赛力斯问界M9汽车的售价是多少？", "明天重庆的天气怎么样？", "Who won the 2022 FIFA World Cup?"])
+@pytest.mark.parametrize("question", ["赛力斯问界M9汽车的售价是多少？", "明天重庆的天气怎么样？", "Who won the 2022 FIFA World Cup?",
+                                      "What is the boiling point of water on Mount Everest?"])
 def test_off_corpus_questions_abstain_with_related_passages(answerer, question):
     answer = answerer.run(question)
     assert answer.abstained, answer.text
