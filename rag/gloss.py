@@ -42,7 +42,6 @@ class Gloss:
 
     chinese: str
     rank: int
-    senses: int
 
 
 class Glossary:
@@ -63,10 +62,9 @@ class Glossary:
             chinese = textmod.normalize(entry["simplified"])
             if not keywords.knows(chinese):
                 continue
-            senses = entry["definitions"]
-            for rank, definition in enumerate(senses):
+            for rank, definition in enumerate(entry["definitions"]):
                 for phrase in _phrases(definition, entry["pinyin"], rank):
-                    entries.setdefault(phrase, []).append(Gloss(chinese, rank, len(senses)))
+                    entries.setdefault(phrase, []).append(Gloss(chinese, rank))
         for glosses in entries.values():
             glosses.sort(key=lambda g: (keywords.idf(g.chinese), g.rank, g.chinese))
         return cls(entries)
@@ -77,7 +75,7 @@ class Glossary:
 
     def translate(self, question: str) -> Translation:
         """Return the question's Chinese words and the content words that found none."""
-        words = [_stem(w) for w in _WORD.findall(question.lower().replace("'", ""))]
+        words = _key(question).split()
         groups: list[list[str]] = []
         missing: list[str] = []
         i = 0
@@ -125,7 +123,7 @@ class Translation:
 _glossaries: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def glossary_for(keywords) -> Glossary:
+def glossary_for(keywords: KeywordStore) -> Glossary:
     """Return the glossary of a keyword store (built on first use, ~1 s; kept while the store lives)."""
     glossary = _glossaries.get(keywords)
     if glossary is None:
@@ -149,14 +147,14 @@ def _phrases(definition: str, pinyin: str, rank: int) -> list[str]:
         part = part.strip()
         if not part or _SKIPPED_GLOSS.match(part):
             continue
-        part = re.sub(r"^(to|a|an|the) ", "", _PARENTHESES.sub(" ", part).strip(), flags=re.I)
-        words = _WORD.findall(part.lower().replace("'", ""))
-        if 1 <= len(words) <= MAX_PHRASE_WORDS:
-            phrases.append(" ".join(_stem(w) for w in words))
+        phrase = _key(re.sub(r"^(to|a|an|the) ", "", _PARENTHESES.sub(" ", part).strip(), flags=re.I))
+        if 1 <= len(phrase.split()) <= MAX_PHRASE_WORDS:
+            phrases.append(phrase)
     return [p for p in dict.fromkeys(phrases) if p]
 
 
 def _key(text: str) -> str:
+    """Return `text` as a glossary key: its words lower-cased, apostrophes dropped, stemmed."""
     return " ".join(_stem(w) for w in _WORD.findall(text.lower().replace("'", "")))
 
 
