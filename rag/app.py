@@ -528,6 +528,13 @@ class ChatApp:
         self._follow_disk()  # a build another process finished is answered from (checked every 2 s at most)
         return Answerer(self.kb.index, settings=self.settings, reader=self.reader)
 
+    def warm(self) -> None:
+        """Load the models a first question would wait for; a failure here is the first question's to report."""
+        try:
+            self.answerer().warm()
+        except Exception as exc:  # noqa: BLE001 - warming is an optimisation
+            log.warning("warming the answerer failed: %s", exc)
+
     def _follow_disk(self):
         """Switch to a newer build on disk, if there is one; return the live index and how the disk differs."""
         index = self.kb.index
@@ -1305,7 +1312,10 @@ def launch_options() -> dict:
 
 def serve(kb: KnowledgeBase, host: str = "127.0.0.1", port: int = 7860, block: bool = True, **kwargs) -> gr.Blocks:
     """Build the page over `kb` and serve it; return the Blocks (running in the background if not `block`)."""
-    demo = ChatApp(kb, **kwargs).build()
+    app = ChatApp(kb, **kwargs)
+    demo = app.build()
+    # The page comes up while the reader and the rest load; a question asked meanwhile waits for them.
+    threading.Thread(target=app.warm, name="warm", daemon=True).start()
     demo.queue(default_concurrency_limit=1)
     blocked = [str(kb.docs_dir.resolve()), str(kb.index_dir.resolve())]
     demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, inbrowser=False,

@@ -472,8 +472,6 @@ def cmd_chat(args: argparse.Namespace) -> int:
               file=sys.stderr)
     from rag.app import serve
 
-    kb.warm()
-
     print(f"问渝 chat page: http://{'127.0.0.1' if args.host == '0.0.0.0' else args.host}:{args.port}  (Ctrl+C to stop)")
     try:
         serve(kb, host=args.host, port=args.port)

@@ -586,12 +586,6 @@ class KnowledgeBase:
         self._index = index
         return staleness(index.manifest, self.docs_dir)
 
-    def warm(self) -> None:
-        """Load what the first question would otherwise wait for: the query encoder and the tokenizer."""
-        from rag.retrieve import Retriever
-
-        Retriever(self.index).run("重庆人工智能")
-
     def rebuild(self, progress: Progress | None = None) -> BuildReport:
         """Index the documents folder again (only new text is embedded) and swap the new index in."""
         with self._change:

@@ -182,6 +182,23 @@ def test_respond_streams_then_stores_the_turn(seed_kb):
     assert len(follow) == 2 and follow[1].answer.resolved_question != follow[1].question
 
 
+def test_warm_loads_what_a_first_question_waited_seconds_for(seed_kb):
+    # Warmed with the query encoder alone, the page's first Chinese question waited ~3 s for the
+    # reader's weights, its first English one ~1.4 s for the glossary, its first "who" one ~1.5 s
+    # for jieba's tagger.
+    from rag import gloss
+    from rag import text as textmod
+
+    textmod.names.cache_clear()
+    textmod._tagger.cache_clear()
+    gloss._glossaries.pop(seed_kb.index.keywords, None)
+    app = ChatApp(seed_kb)
+    app.warm()
+    assert app.reader._model is not None
+    assert textmod._tagger.cache_info().currsize == 1
+    assert seed_kb.index.keywords in gloss._glossaries
+
+
 def test_respond_reports_bad_questions_in_the_chat(seed_kb):
     app = ChatApp(seed_kb)
     turns = list(app.respond("长" * 2001, [], "hybrid", 5, "extractive"))[-1][2]
