@@ -432,7 +432,7 @@ class Answerer:
         textmod.names("重庆人工智能学院")
         glossary_for(self.index.keywords)
         if self.default_mode is AnswerMode.READER:
-            self.reader.model  # noqa: B018 - loads the weights
+            self.reader.load()
 
     @property
     def llm_available(self) -> bool:

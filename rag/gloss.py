@@ -131,6 +131,11 @@ def glossary_for(keywords: KeywordStore) -> Glossary:
     return glossary
 
 
+def cached_glossary(keywords: KeywordStore) -> Glossary | None:
+    """Return the keyword store's glossary if it is built, without building it."""
+    return _glossaries.get(keywords)
+
+
 def _phrases(definition: str, pinyin: str, rank: int) -> list[str]:
     """Return the stemmed English phrases one CC-CEDICT sense offers as translations of its word."""
     phrases = []

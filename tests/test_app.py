@@ -194,9 +194,9 @@ def test_warm_loads_what_a_first_question_waited_seconds_for(seed_kb):
     gloss._glossaries.pop(seed_kb.index.keywords, None)
     app = ChatApp(seed_kb)
     app.warm()
-    assert app.reader._model is not None
+    assert app.reader.loaded
     assert textmod._tagger.cache_info().currsize == 1
-    assert seed_kb.index.keywords in gloss._glossaries
+    assert gloss.cached_glossary(seed_kb.index.keywords) is not None
 
 
 def test_respond_reports_bad_questions_in_the_chat(seed_kb):

@@ -41,6 +41,7 @@ def test_a_build_by_another_process_is_seen(docs_copy, index_copy, embedder):
 
 
 def test_the_knowledge_base_adopts_a_newer_build_and_keeps_its_own(docs_copy, index_copy, embedder):
+    from rag.gloss import cached_glossary
     from rag.kb import KnowledgeBase
 
     kb = KnowledgeBase(docs_copy, index_copy, embedder)
@@ -50,6 +51,7 @@ def test_the_knowledge_base_adopts_a_newer_build_and_keeps_its_own(docs_copy, in
     build_index(docs_copy, index_copy, embedder)
     adopted = kb.adopt_newer_build()
     assert adopted is not None and kb.index is adopted and len(adopted.documents) == 6
+    assert cached_glossary(adopted.keywords) is not None  # built before the swap, not on a question
 
 
 def test_a_converted_document_with_its_metadata_file_is_not_seen_as_changed(docs_copy, index_copy, embedder):

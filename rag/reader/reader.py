@@ -37,7 +37,16 @@ class Reader:
 
     @property
     def model(self) -> ReaderModel:
-        """The loaded reader (LoRA merged, bf16 when the CPU has it)."""
+        """The loaded reader (LoRA merged, bf16 when the CPU has it), loaded on first use."""
+        return self.load()
+
+    @property
+    def loaded(self) -> bool:
+        """True once the weights are in memory."""
+        return self._model is not None
+
+    def load(self) -> ReaderModel:
+        """Load the weights unless they are loaded (~3 s on two cores); return the model."""
         with self._loading:  # two questions at once must not load the weights twice
             if self._model is None:
                 if not self.available:
