@@ -112,8 +112,10 @@ class ReaderAnswerer:
         # The sentence scorer's ranking as a prior (weight chosen on eval/calibration.jsonl: it took the
         # first adapter's answer-sentence containment from 0.70 to 0.80; for the retrained one it keeps
         # abstention F1 at 0.76 against 0.73 without it, containment being 0.93 either way).
-        found.sort(key=lambda ws: -(ws[1].answerable + PRIOR_WEIGHT * ws[0].prior))
+        found.sort(key=lambda ws: -(ws[1].order + PRIOR_WEIGHT * ws[0].prior))
         window, span = found[0]
+        # How sure the answer is comes from the answerability head (calibrated across questions), even
+        # when a ranking head chose the window.
         runner_up = found[1][1].answerable if len(found) > 1 else span.answerable - 5.0
         text = window.hit.chunk.text
         a, b = window.start + span.start, window.start + span.end

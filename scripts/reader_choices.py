@@ -49,7 +49,7 @@ def window_choices(answerer: Answerer, retriever: Retriever, items: list[dict]) 
                 for (k, _), span in zip(todo, reader.read(item["question"], [w.text for _, w in todo])):
                     read[k] = span
                 found = sorted(((w, read[k]) for k, w in zip(keys, windows) if read[k] is not None),
-                               key=lambda ws: -(ws[1].answerable + prior_weight * ws[0].prior))
+                               key=lambda ws: -(ws[1].order + prior_weight * ws[0].prior))
                 window, span = found[0]
                 runner_up = found[1][1].answerable if len(found) > 1 else span.answerable - 5
                 quote = quote_span(window, (window.start + span.start, window.start + span.end))

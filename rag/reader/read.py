@@ -10,7 +10,7 @@ _TOKENS_PER_BATCH = 2048
 
 
 def read_windows(model: ReaderModel, windows: list[Window], threads: int | None = None) -> list[Span | None]:
-    """Return the best span (with its answerability logit) of every window, in order."""
+    """Return the best span (with its answerability and ranking logits) of every window, in order."""
     import torch
 
     out: list[Span | None] = [None] * len(windows)
@@ -29,9 +29,10 @@ def read_windows(model: ReaderModel, windows: list[Window], threads: int | None 
     try:
         with torch.inference_mode():
             for batch in batches:
-                start, end, answerable = numpy_logits(model.forward([list(windows[i].ids) for i in batch]))
+                start, end, answerable, rank = numpy_logits(model.forward([list(windows[i].ids) for i in batch]))
+                ranked = model.net.rank is not None
                 for row, i in enumerate(batch):
-                    out[i] = best_span(windows[i], start[row], end[row], answerable[row])
+                    out[i] = best_span(windows[i], start[row], end[row], answerable[row], rank[row] if ranked else None)
     finally:
         torch.set_num_threads(previous)
     return out

@@ -3,9 +3,11 @@
 One step = one batch of windows of similar length (about `tokens_per_batch` padded tokens);
 loss = start/end cross-entropy on answerable windows + answerability binary cross-entropy on all.
 With `listwise`, *nearby* negatives join the data, a question's sentence-shaped windows share a batch,
-and the loss adds, per question, the softmax cross-entropy of each answer window against that
-question's negatives: at run time the reader picks among a question's windows, and a per-window
-yes/no never taught it to compare them.
+and a ranking head (added to an adapter that lacks one, as a copy of its answerability head) learns,
+per question, the softmax cross-entropy of each answer window against that question's negatives: at
+run time the reader picks among a question's windows, and a per-window yes/no never taught it to
+compare them. The answerability head stays trained window by window: a listwise loss leaves its level
+free in every question, and abstention is calibrated on that level.
 Seeds fix the examples, their order and the initialisation, so a run is reproducible on one machine.
 """
 
@@ -17,7 +19,7 @@ import random
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -43,7 +45,7 @@ class TrainConfig:
     limit: int | None = None  # questions per file (a quick run)
     bf16: bool = True
     init: str | None = None  # an adapter folder to continue from (None: fresh LoRA and heads)
-    listwise: bool = False  # nearby negatives, whole questions per step, and the listwise loss
+    listwise: bool = False  # nearby negatives, whole questions per step, and a ranking head trained listwise
 
     def __post_init__(self) -> None:
         if self.epochs <= 0:
@@ -143,8 +145,10 @@ def train(paths: list[Path], out: Path, config: TrainConfig = TrainConfig(),
     if config.init:
         torch.manual_seed(config.seed)
         model = ReaderModel.load(Path(config.init), for_training=True)
+        if config.listwise:
+            model.add_rank_head()
     else:
-        model = ReaderModel.create(reader, seed=config.seed)
+        model = ReaderModel.create(replace(reader, rank_head=reader.rank_head or config.listwise), seed=config.seed)
     examples = make_examples(paths, "train", seed=config.seed, limit=config.limit, nearby=config.listwise)
     encoded = encode_examples(model, examples)
     if not encoded:
@@ -170,10 +174,10 @@ def train(paths: list[Path], out: Path, config: TrainConfig = TrainConfig(),
                 break
             items = [encoded[i] for i in batch]
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
-                start, end, answerable = model.forward([list(e.window.ids) for e in items])
+                start, end, answerable, rank = model.forward([list(e.window.ids) for e in items])
             loss = _loss(torch, items, start, end, answerable)
             if config.listwise:
-                loss = loss + _listwise_loss(torch, items, answerable)
+                loss = loss + _listwise_loss(torch, items, rank)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -234,15 +238,15 @@ def _by_question(items: list[Encoded], keep=lambda e: True) -> list[list[int]]:
     return list(groups.values())
 
 
-def _listwise_loss(torch, items: list[Encoded], answerable):
-    """Per question in the batch: softmax cross-entropy of each answer window against its negatives."""
+def _listwise_loss(torch, items: list[Encoded], rank):
+    """Per question in the batch: softmax cross-entropy of each answer window's ranking logit against its negatives'."""
     terms = []
     for members in _by_question(items):
         negatives = [i for i in members if not items[i].answerable]
         for i in members:
             if negatives and items[i].answerable:
-                terms.append(-torch.nn.functional.log_softmax(answerable[[i, *negatives]], dim=0)[0])
-    return torch.stack(terms).mean() if terms else answerable.sum() * 0.0
+                terms.append(-torch.nn.functional.log_softmax(rank[[i, *negatives]], dim=0)[0])
+    return torch.stack(terms).mean() if terms else rank.sum() * 0.0
 
 
 def _counts(encoded: list[Encoded]) -> dict[str, int]:
@@ -272,7 +276,7 @@ def _save_atomically(model: ReaderModel, out: Path, record: dict) -> None:
 def validate(model: ReaderModel, paths: list[Path], limit: int | None = None, seed: int = 0,
              nearby: bool = False) -> dict:
     """Score a reader on held-out windows: span EM/F1 on answerable ones, answerability accuracy/AUC on all,
-    and `question_pick`, the share of questions whose most answerable window holds the answer (with
+    and `question_pick`, the share of questions whose first-ranked window holds the answer (with
     `nearby`, among the windows a question competes with at run time too)."""
     from rag.reader.read import read_windows
     from rag.reader.score import f1_score, exact_match
@@ -287,8 +291,9 @@ def validate(model: ReaderModel, paths: list[Path], limit: int | None = None, se
     for ex, span in zip(examples, spans):
         labels.append(ex.answer is not None)
         scores.append(span.answerable if span else -1e9)
-        if best.get(ex.group, (-math.inf, False))[0] < scores[-1]:
-            best[ex.group] = (scores[-1], ex.answer is not None)
+        order = span.order if span else -1e9
+        if best.get(ex.group, (-math.inf, False))[0] < order:
+            best[ex.group] = (order, ex.answer is not None)
         if ex.answer is not None:
             gold = ex.passage[ex.answer[0] : ex.answer[1]]
             pred = ex.passage[span.start : span.end] if span else ""

@@ -37,6 +37,12 @@ class Span:
     end: int
     score: float  # start + end logit
     answerable: float  # the window's answerability logit
+    rank: float | None = None  # the window's ranking logit (None: the adapter ranks by answerability)
+
+    @property
+    def order(self) -> float:
+        """What the window is ranked by among a question's windows."""
+        return self.answerable if self.rank is None else self.rank
 
 
 def question_ids(tokenizer, question: str) -> list[int]:
@@ -75,7 +81,8 @@ def token_targets(window: Window, start: int, end: int) -> tuple[int, int] | Non
     return window.first + first, window.first + last
 
 
-def best_span(window: Window, start_logits: np.ndarray, end_logits: np.ndarray, answerable: float) -> Span | None:
+def best_span(window: Window, start_logits: np.ndarray, end_logits: np.ndarray, answerable: float,
+              rank: float | None = None) -> Span | None:
     """Return the highest-scoring span of at most MAX_ANSWER_TOKENS passage tokens, or None for an empty passage."""
     n = window.passage_tokens
     if n == 0:
@@ -90,4 +97,5 @@ def best_span(window: Window, start_logits: np.ndarray, end_logits: np.ndarray, 
     scores[(j < i) | (j - i >= MAX_ANSWER_TOKENS)] = -np.inf
     flat = int(np.argmax(scores))
     first, last = divmod(flat, n)
-    return Span(window.spans[first][0], window.spans[last][1], float(scores[first, last]), float(answerable))
+    return Span(window.spans[first][0], window.spans[last][1], float(scores[first, last]), float(answerable),
+                None if rank is None else float(rank))
