@@ -112,7 +112,7 @@ class ReaderAnswerer:
         # The sentence scorer's ranking as a prior (weight chosen on eval/calibration.jsonl: it took the
         # first adapter's answer-sentence containment from 0.70 to 0.80; for the retrained one it keeps
         # abstention F1 at 0.76 against 0.73 without it, containment being 0.93 either way).
-        found.sort(key=lambda ws: -(ws[1].order + PRIOR_WEIGHT * ws[0].prior))
+        found = rank_readings(found)
         window, span = found[0]
         # How sure the answer is comes from the answerability head (calibrated across questions), even
         # when a ranking head chose the window.
@@ -138,6 +138,11 @@ class ReaderAnswerer:
         """Return the calibrated probability that the reading answers the question."""
         z = self.bias + sum(self.weights.get(k, 0.0) * v for k, v in features.items())
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+
+def rank_readings(found: Sequence, prior_weight: float = PRIOR_WEIGHT) -> list:
+    """Return (window, span) pairs best first: the reader's ranking logit plus the sentence scorer's prior."""
+    return sorted(found, key=lambda ws: -(ws[1].order + prior_weight * ws[0].prior))
 
 
 def quote_span(window: ReadingWindow, answer: tuple[int, int]) -> tuple[int, int]:

@@ -20,7 +20,7 @@ import numpy as np
 from rag.answer import Answerer, profile_question
 from rag.calibrate import choose_threshold, out_of_fold_confidence
 from rag.index import load_index
-from rag.reading import quote_span, reading_windows
+from rag.reading import quote_span, rank_readings, reading_windows
 from rag.retrieve import Retriever
 from rag.text import squash
 
@@ -48,8 +48,8 @@ def window_choices(answerer: Answerer, retriever: Retriever, items: list[dict]) 
                 todo = [(k, w) for k, w in zip(keys, windows) if k not in read]
                 for (k, _), span in zip(todo, reader.read(item["question"], [w.text for _, w in todo])):
                     read[k] = span
-                found = sorted(((w, read[k]) for k, w in zip(keys, windows) if read[k] is not None),
-                               key=lambda ws: -(ws[1].order + prior_weight * ws[0].prior))
+                found = rank_readings([(w, read[k]) for k, w in zip(keys, windows) if read[k] is not None],
+                                      prior_weight)
                 window, span = found[0]
                 runner_up = found[1][1].answerable if len(found) > 1 else span.answerable - 5
                 quote = quote_span(window, (window.start + span.start, window.start + span.end))

@@ -24,7 +24,7 @@ from rag.answer import Answerer, profile_question
 from rag.embed import DEFAULT_MODEL, make_embedder
 from rag.evaluate import DEFAULT_CACHE
 from rag.index import build_index, load_index
-from rag.reading import PRIOR_WEIGHT, quote_span, reading_windows
+from rag.reading import PRIOR_WEIGHT, quote_span, rank_readings, reading_windows
 from rag.retrieve import Retriever
 from rag.squad import load_squad, write_corpus
 from rag.text import squash
@@ -58,7 +58,7 @@ def losses(answerer: Answerer, questions) -> None:
             spans = answerer.reader.read(q.question, [w.text for w in windows]) if windows else []
             read = [(w, s) for w, s in zip(windows, spans) if s is not None]
             for weight in sorted(set(PRIOR_WEIGHTS)):  # one reading, ranked with each weight of the prior
-                found = sorted(read, key=lambda ws: -(ws[1].order + weight * ws[0].prior))
+                found = rank_readings(read, weight)
                 place = _place(found, golds)
                 picked[(count, weight)] += place.startswith("quoted")
                 if count == default and weight == PRIOR_WEIGHT:

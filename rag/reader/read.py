@@ -24,13 +24,13 @@ def read_windows(model: ReaderModel, windows: list[Window], threads: int | None 
         batch.append(i)
     if batch:
         batches.append(batch)
+    ranked = model.net.rank is not None  # without a ranking head, `rank` repeats answerability
     previous = torch.get_num_threads()
     torch.set_num_threads(threads or usable_cores())
     try:
         with torch.inference_mode():
             for batch in batches:
                 start, end, answerable, rank = numpy_logits(model.forward([list(windows[i].ids) for i in batch]))
-                ranked = model.net.rank is not None
                 for row, i in enumerate(batch):
                     out[i] = best_span(windows[i], start[row], end[row], answerable[row], rank[row] if ranked else None)
     finally:
