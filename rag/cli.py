@@ -148,6 +148,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--listwise", action="store_true", help="add nearby negatives and teach the reader to rank a "
                    "question's windows against each other (whole questions per step, a listwise loss)")
     p.add_argument("--validate", action="store_true", help="then score span EM/F1 and answerability on held-out articles")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="arithmetic of training (default auto: bf16 autocast only where the CPU computes bf16 "
+                        "natively, AVX512-BF16 or AMX; elsewhere it is emulated and many times slower than fp32)")
     p.set_defaults(func=cmd_train_reader)
 
     p = sub.add_parser("chat", help="open the chat page (builds the index first if needed)")
@@ -425,7 +428,8 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
     if args.init is not None and not (Path(args.init) / "adapter.safetensors").is_file():
         raise UserError(f"--init {args.init}: no reader adapter there (want a folder with adapter.safetensors)")
     config = TrainConfig(epochs=args.epochs, lr=args.lr, seed=args.seed, max_steps=args.max_steps, limit=args.limit,
-                         init=str(args.init) if args.init is not None else None, listwise=args.listwise)
+                         init=str(args.init) if args.init is not None else None, listwise=args.listwise,
+                         bf16=None if args.precision == "auto" else args.precision == "bf16")
     record = train(paths, out, config, progress=getattr(sys.stderr, "unescaped", sys.stderr))
     print(f"trained {record['steps']} steps on {sum(record['examples'].values())} windows "
           f"({record['tokens']} tokens) in {record['seconds']:.0f} s -> {out}")

@@ -25,6 +25,7 @@ from typing import TextIO
 
 import numpy as np
 
+from rag.embed.torch_e5 import has_bf16
 from rag.reader.data import Example, make_examples
 from rag.reader.model import ReaderConfig, ReaderModel
 from rag.reader.reader import ABSTENTION_FILE
@@ -43,7 +44,7 @@ class TrainConfig:
     seed: int = 0
     max_steps: int | None = None
     limit: int | None = None  # questions per file (a quick run)
-    bf16: bool = True
+    bf16: bool | None = None  # autocast to bf16; None: only when the CPU computes it natively (else ~50x slower)
     init: str | None = None  # an adapter folder to continue from (None: fresh LoRA and heads)
     listwise: bool = False  # nearby negatives, whole questions per step, and a ranking head trained listwise
 
@@ -140,6 +141,8 @@ def train(paths: list[Path], out: Path, config: TrainConfig = TrainConfig(),
 
     began = time.time()
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+    if config.bf16 is None:
+        config = replace(config, bf16=has_bf16())
     random.seed(config.seed)
     np.random.seed(config.seed)
     if config.init:
