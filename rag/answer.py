@@ -109,6 +109,12 @@ def profile_question(question: str, search_text: str | None = None) -> QuestionP
     )
 
 
+def searched_profile(question: str, retriever: Retriever) -> QuestionProfile:
+    """Return the profile of `question` with the words its BM25 query searched for (an English one's
+    Chinese translations included), as every answer path and its calibration see it."""
+    return profile_question(question, retriever.keyword_query(question))
+
+
 class ExtractiveAnswerer:
     """Picks, scores and cites sentences of the retrieved passages."""
 
@@ -520,7 +526,7 @@ class Answerer:
 
     def _read(self, question, resolved, hits, retriever, mode, timings) -> Answer:
         began = time.perf_counter()
-        profile = profile_question(resolved, retriever.keyword_query(resolved))
+        profile = searched_profile(resolved, retriever)
         display_profile = profile_question(_shown(question, resolved))
         reading = None
         if hits:
@@ -547,7 +553,7 @@ class Answerer:
 
     def _extract(self, question, resolved, hits, retriever, mode, timings) -> Answer:
         began = time.perf_counter()
-        profile = profile_question(resolved, retriever.keyword_query(resolved))
+        profile = searched_profile(resolved, retriever)
         display_profile = profile_question(_shown(question, resolved))
         if not hits:
             timings["answer"] = time.perf_counter() - began

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.answer import EVIDENCE, FEATURES, Answerer, profile_question
+from rag.answer import EVIDENCE, FEATURES, Answerer, searched_profile
 from rag.config import CALIBRATION_FILE, AnswerConfig
 from rag.index import Index
 from rag.reader.reader import write_abstention
@@ -61,7 +61,7 @@ def calibrate(index: Index, path: Path, out: Path = CALIBRATION_FILE, fit_senten
     retriever = Retriever(index, answerer.retrieval)
 
     def candidates(item):
-        profile = profile_question(item["question"], retriever.keyword_query(item["question"]))
+        profile = searched_profile(item["question"], retriever)
         hits = retriever.run(item["question"])
         ranked = extractive.candidates(profile, retriever.query_vector(item["question"]), hits) if hits else []
         return profile, ranked
@@ -117,7 +117,7 @@ def calibrate_reader(answerer: Answerer, items: list[dict], retriever: Retriever
     features, answerable = [], []
     for item in items:
         question = item["question"]
-        profile = profile_question(question)
+        profile = searched_profile(question, retriever)
         if profile.english:
             continue  # English questions go to the sentence picker (see Answerer._offline)
         hits = retriever.run(question)

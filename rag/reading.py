@@ -114,9 +114,6 @@ class ReaderAnswerer:
         # abstention F1 at 0.76 against 0.73 without it, containment being 0.93 either way).
         found = rank_readings(found)
         window, span = found[0]
-        # How sure the answer is comes from the answerability head (calibrated across questions), even
-        # when a ranking head chose the window.
-        runner_up = found[1][1].answerable if len(found) > 1 else span.answerable - 5.0
         text = window.hit.chunk.text
         a, b = window.start + span.start, window.start + span.end
         # No space or separator at either edge ("：3125.6" read from a table row's "列名：值").
@@ -125,14 +122,7 @@ class ReaderAnswerer:
         while b - a > 1 and (text[b - 1].isspace() or text[b - 1] in _EDGE_SEPARATORS):
             b -= 1
         answer = (a, b)
-        features = {
-            "answerable": span.answerable,
-            "span": span.score / 10.0,
-            "margin": min(5.0, span.answerable - runner_up),
-            "prior": window.prior,
-            "unseen": unseen,
-        }
-        return Reading(window.hit, answer, quote_span(window, answer), features)
+        return Reading(window.hit, answer, quote_span(window, answer), reading_features(found, unseen))
 
     def confidence(self, features: dict[str, float]) -> float:
         """Return the calibrated probability that the reading answers the question."""
@@ -143,6 +133,21 @@ class ReaderAnswerer:
 def rank_readings(found: Sequence, prior_weight: float = PRIOR_WEIGHT) -> list:
     """Return (window, span) pairs best first: the reader's ranking logit plus the sentence scorer's prior."""
     return sorted(found, key=lambda ws: -(ws[1].order + prior_weight * ws[0].prior))
+
+
+def reading_features(ranked: Sequence, unseen: float) -> dict[str, float]:
+    """Return the abstention model's features (READER_FEATURES) of a question's readings, ranked best first."""
+    window, span = ranked[0]
+    # How sure the answer is comes from the answerability head (calibrated across questions), even
+    # when a ranking head chose the window.
+    runner_up = ranked[1][1].answerable if len(ranked) > 1 else span.answerable - 5.0
+    return {
+        "answerable": span.answerable,
+        "span": span.score / 10.0,
+        "margin": min(5.0, span.answerable - runner_up),
+        "prior": window.prior,
+        "unseen": unseen,
+    }
 
 
 def quote_span(window: ReadingWindow, answer: tuple[int, int]) -> tuple[int, int]:

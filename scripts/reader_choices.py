@@ -20,7 +20,7 @@ import numpy as np
 from rag.answer import Answerer, profile_question
 from rag.calibrate import choose_threshold, out_of_fold_confidence
 from rag.index import load_index
-from rag.reading import quote_span, rank_readings, reading_windows
+from rag.reading import READER_FEATURES, quote_span, rank_readings, reading_features, reading_windows
 from rag.retrieve import Retriever
 from rag.text import squash
 
@@ -51,11 +51,10 @@ def window_choices(answerer: Answerer, retriever: Retriever, items: list[dict]) 
                 found = rank_readings([(w, read[k]) for k, w in zip(keys, windows) if read[k] is not None],
                                       prior_weight)
                 window, span = found[0]
-                runner_up = found[1][1].answerable if len(found) > 1 else span.answerable - 5
                 quote = quote_span(window, (window.start + span.start, window.start + span.end))
                 quoted = squash(window.hit.chunk.text[quote[0] : quote[1]])
-                features.append([span.answerable, span.score / 10, min(5, span.answerable - runner_up),
-                                 window.prior, unseen])
+                reading = reading_features(found, unseen)
+                features.append([reading[name] for name in READER_FEATURES])
                 answerable.append(1.0 if golds else 0.0)
                 contains.append(any(g in quoted for g in golds))
             x, y, hit = np.array(features), np.array(answerable), np.array(contains)
