@@ -44,7 +44,8 @@ class TrainConfig:
     seed: int = 0
     max_steps: int | None = None
     limit: int | None = None  # questions per file (a quick run)
-    bf16: bool | None = None  # autocast to bf16; None: only when the CPU computes it natively (else ~50x slower)
+    # Autocast to bf16; None: only where the CPU computes it natively (emulated, ~16x slower than fp32).
+    bf16: bool | None = None
     init: str | None = None  # an adapter folder to continue from (None: fresh LoRA and heads)
     listwise: bool = False  # nearby negatives, whole questions per step, and a ranking head trained listwise
 
