@@ -48,14 +48,15 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, balanced: bool =
     return w
 
 
-def _items(path: Path) -> list[dict]:
+def calibration_items(path: Path) -> list[dict]:
+    """Return the questions of a gold-format JSONL file (eval/calibration.jsonl)."""
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
 
 
 def calibrate(index: Index, path: Path, out: Path = CALIBRATION_FILE, fit_sentences: bool = False) -> dict:
     """Fit the abstention model (and optionally the sentence weights) on `path`; write and return them."""
-    items = _items(path)
+    items = calibration_items(path)
     answerer = Answerer(index)
     extractive = answerer.extractive
     retriever = Retriever(index, answerer.retrieval)
@@ -114,6 +115,20 @@ def calibrate(index: Index, path: Path, out: Path = CALIBRATION_FILE, fit_senten
 
 def calibrate_reader(answerer: Answerer, items: list[dict], retriever: Retriever) -> dict:
     """Return the reader's abstention model and threshold, fitted on `items` as `calibrate` fits the extractive one."""
+    x, y = reader_evidence(answerer, items, retriever)
+    w = fit_logistic(x, y, l2=1.0)
+    return {
+        "weights": dict(zip(READER_FEATURES, (float(v) for v in w[:-1]))),
+        "bias": float(w[-1]),
+        "threshold": choose_threshold(out_of_fold_confidence(x, y), y),
+    }
+
+
+def reader_evidence(answerer: Answerer, items: list[dict], retriever: Retriever) -> tuple[np.ndarray, np.ndarray]:
+    """Return the reader's abstention features (READER_FEATURES order) and answerable labels of the Chinese `items`.
+
+    English questions are left out: the answer path sends them to the sentence picker.
+    """
     features, answerable = [], []
     for item in items:
         question = item["question"]
@@ -130,13 +145,7 @@ def calibrate_reader(answerer: Answerer, items: list[dict], retriever: Retriever
         values = reading.features if reading else nothing
         features.append([values[name] for name in READER_FEATURES])
         answerable.append(1.0 if item.get("answers") else 0.0)
-    x, y = np.array(features), np.array(answerable)
-    w = fit_logistic(x, y, l2=1.0)
-    return {
-        "weights": dict(zip(READER_FEATURES, (float(v) for v in w[:-1]))),
-        "bias": float(w[-1]),
-        "threshold": choose_threshold(out_of_fold_confidence(x, y), y),
-    }
+    return np.array(features).reshape(-1, len(READER_FEATURES)), np.array(answerable)
 
 
 def out_of_fold_confidence(x: np.ndarray, y: np.ndarray, folds: int = 5) -> np.ndarray:

@@ -9,6 +9,7 @@ one sentence, so evidence at a chunk border is still found in the chunk that hol
 from __future__ import annotations
 
 import bisect
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -19,7 +20,7 @@ import tempfile
 import time
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -728,8 +729,7 @@ def run_squad_eval(
     while every paragraph stays in the index as a distractor.
     """
     from rag.embed import DEFAULT_MODEL, make_embedder
-    from rag.index import build_index, load_index
-    from rag.squad import SQUAD_TYPE, load_squad, write_corpus
+    from rag.squad import SQUAD_TYPE, load_squad
 
     squad = load_squad(Path(squad_path), limit)
     notes = []
@@ -753,17 +753,7 @@ def run_squad_eval(
     items = [GoldItem(q.id, q.question, q.answers, SQUAD_TYPE, (Evidence(q.file, q.evidence),))
              for q in questions]
     embedder = embedder or make_embedder(DEFAULT_MODEL, long_lived=True)
-    cache_dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="wenyu-squad-") as tmp:
-        docs = write_corpus(squad, Path(tmp) / "docs")
-        index_dir = Path(tmp) / "index"
-        index_dir.mkdir()
-        # The index keeps its embedding cache in index_dir/cache; pointing that at a lasting
-        # folder makes reruns (and other limits) embed only paragraphs not seen before.
-        (index_dir / "cache").symlink_to(cache_dir.resolve(), target_is_directory=True)
-        build_index(docs, index_dir, embedder, progress=progress)
-        index = load_index(index_dir, embedder)
+    with squad_index(squad, embedder, cache_dir, progress) as index:
         report = Evaluator(index, k, answer_k, settings).run(items, modes, answer_modes, progress,
                                                              str(squad_path), notes)
     report = dataclasses.replace(report, settings={
@@ -781,6 +771,27 @@ _TABLE = (
     ("CitR", "citation_recall"), ("AbsP", "abstention_precision"), ("AbsR", "abstention_recall"),
     ("AbsF1", "abstention_f1"), ("FalseAbs", "false_abstention"), ("Lat", "latency_mean"), ("p95", "latency_p95"),
 )
+
+
+@contextlib.contextmanager
+def squad_index(squad, embedder, cache_dir: Path | None = None, progress: Progress | None = None) -> Iterator:
+    """Yield a loaded index of every paragraph of a loaded SQuAD file, built in a temporary folder.
+
+    Its embedding cache lives in `cache_dir` (default DEFAULT_CACHE), so a rerun embeds only
+    paragraphs not seen before.
+    """
+    from rag.index import build_index, load_index
+    from rag.squad import write_corpus
+
+    cache_dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="wenyu-squad-") as tmp:
+        docs = write_corpus(squad, Path(tmp) / "docs")
+        index_dir = Path(tmp) / "index"
+        index_dir.mkdir()
+        (index_dir / "cache").symlink_to(cache_dir.resolve(), target_is_directory=True)
+        build_index(docs, index_dir, embedder, progress=progress)
+        yield load_index(index_dir, embedder)
 
 
 def _columns(k: int) -> list[tuple[str, str]]:

@@ -11,14 +11,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from rag.answer import Answerer, profile_question
-from rag.calibrate import choose_threshold, out_of_fold_confidence
+from rag.calibrate import calibration_items, choose_threshold, out_of_fold_confidence
 from rag.index import load_index
 from rag.reading import READER_FEATURES, quote_span, rank_readings, reading_features, reading_windows
 from rag.retrieve import Retriever
@@ -95,7 +94,7 @@ def main(argv: list[str]) -> int:
     index = load_index(Path(argv[0]), long_lived=True)
     answerer = Answerer(index)
     retriever = Retriever(index, answerer.retrieval)
-    items = [json.loads(line) for line in CALIBRATION.read_text(encoding="utf-8").splitlines() if line.strip()]
+    items = calibration_items(CALIBRATION)
     window_choices(answerer, retriever, items)
     english_choice(answerer, retriever, items)
     return 0

@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
 
 from rag.answer import Answerer, profile_question
 from rag.embed import DEFAULT_MODEL, make_embedder
-from rag.evaluate import DEFAULT_CACHE
-from rag.index import build_index, load_index
+from rag.evaluate import squad_index
 from rag.reading import PRIOR_WEIGHT, quote_span, rank_readings, reading_windows
 from rag.retrieve import Retriever
-from rag.squad import load_squad, write_corpus
+from rag.squad import load_squad
 from rag.text import squash
 
 CEILING_COUNTS = (1, 2, 3, 4, 5, 6, 8, 10)
@@ -97,15 +95,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     squad = load_squad(args.file)
     questions = [q for q in squad.questions if q.split == args.split][: args.limit]
-    embedder = make_embedder(DEFAULT_MODEL, long_lived=True)
-    DEFAULT_CACHE.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="wenyu-losses-") as tmp:
-        docs = write_corpus(squad, Path(tmp) / "docs")
-        index_dir = Path(tmp) / "index"
-        index_dir.mkdir()
-        (index_dir / "cache").symlink_to(DEFAULT_CACHE.resolve(), target_is_directory=True)  # as rag eval --squad
-        build_index(docs, index_dir, embedder)
-        losses(Answerer(load_index(index_dir, embedder)), questions)
+    with squad_index(squad, make_embedder(DEFAULT_MODEL, long_lived=True)) as index:  # as rag eval --squad
+        losses(Answerer(index), questions)
     return 0
 
 
