@@ -90,10 +90,7 @@ def calibrate(index: Index, path: Path, out: Path = CALIBRATION_FILE, fit_senten
         features.append([evidence[name] for name in EVIDENCE])
         answerable.append(1.0 if item.get("answers") else 0.0)
     x, y = np.array(features), np.array(answerable)
-    w = fit_logistic(x, y, l2=1.0)
-    # The cut is chosen on out-of-fold confidences: in-sample ones are optimistic, and a cut placed
-    # by them abstains on more answerable questions than promised once the questions are new.
-    threshold = choose_threshold(out_of_fold_confidence(x, y), y)
+    w, threshold = fit_abstention(x, y)
     result = {
         "weights": weights,
         "abstain_weights": dict(zip(EVIDENCE, (float(v) for v in w[:-1]))),
@@ -115,12 +112,11 @@ def calibrate(index: Index, path: Path, out: Path = CALIBRATION_FILE, fit_senten
 
 def calibrate_reader(answerer: Answerer, items: list[dict], retriever: Retriever) -> dict:
     """Return the reader's abstention model and threshold, fitted on `items` as `calibrate` fits the extractive one."""
-    x, y = reader_evidence(answerer, items, retriever)
-    w = fit_logistic(x, y, l2=1.0)
+    w, threshold = fit_abstention(*reader_evidence(answerer, items, retriever))
     return {
         "weights": dict(zip(READER_FEATURES, (float(v) for v in w[:-1]))),
         "bias": float(w[-1]),
-        "threshold": choose_threshold(out_of_fold_confidence(x, y), y),
+        "threshold": threshold,
     }
 
 
@@ -146,6 +142,13 @@ def reader_evidence(answerer: Answerer, items: list[dict], retriever: Retriever)
         features.append([values[name] for name in READER_FEATURES])
         answerable.append(1.0 if item.get("answers") else 0.0)
     return np.array(features).reshape(-1, len(READER_FEATURES)), np.array(answerable)
+
+
+def fit_abstention(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    """Return an abstention model's weights (bias last) and its cut, fitted on evidence rows and answerable labels."""
+    # The cut is chosen on out-of-fold confidences: in-sample ones are optimistic, and a cut placed
+    # by them abstains on more answerable questions than promised once the questions are new.
+    return fit_logistic(x, y, l2=1.0), choose_threshold(out_of_fold_confidence(x, y), y)
 
 
 def out_of_fold_confidence(x: np.ndarray, y: np.ndarray, folds: int = 5) -> np.ndarray:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.answer import Answerer
-from rag.calibrate import calibration_items, choose_threshold, fit_logistic, out_of_fold_confidence, reader_evidence
+from rag.calibrate import calibration_items, fit_abstention, reader_evidence
 from rag.embed import DEFAULT_MODEL, make_embedder
 from rag.evaluate import squad_index
 from rag.index import load_index
@@ -30,11 +30,6 @@ from rag.retrieve import Retriever
 from rag.squad import load_squad
 
 CALIBRATION = Path(__file__).resolve().parent.parent / "eval" / "calibration.jsonl"
-
-
-def fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
-    """Return the abstention model's weights (bias last) and its cut, as `rag calibrate` fits them."""
-    return fit_logistic(x, y, l2=1.0), choose_threshold(out_of_fold_confidence(x, y), y)
 
 
 def declined(w: np.ndarray, cut: float, x: np.ndarray) -> float:
@@ -67,7 +62,7 @@ def main(argv: list[str]) -> int:
     with squad_index(squad, embedder) as index:
         x_file, _ = evidence_of(Answerer(index), items)
 
-    w, cut = fit(x_cal, y_cal)
+    w, cut = fit_abstention(x_cal, y_cal)
     print(f"calibration: {len(y_cal)} Chinese questions, {int(y_cal.sum())} answerable; "
           f"{args.file.name} ({args.split}): {len(x_file)} Chinese questions")
     print(f"fitted on all of them: cut {cut:.3f}, declines {declined(w, cut, x_file):.3f} of the file's questions")
@@ -76,7 +71,7 @@ def main(argv: list[str]) -> int:
     cuts, shares = [], []
     for _ in range(args.resamples):
         pick = np.concatenate([rng.choice(r, size=len(r), replace=True) for r in rows])
-        w_b, cut_b = fit(x_cal[pick], y_cal[pick])
+        w_b, cut_b = fit_abstention(x_cal[pick], y_cal[pick])
         cuts.append(cut_b)
         shares.append(declined(w_b, cut_b, x_file))
     q = [5, 25, 50, 75, 95]
