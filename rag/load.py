@@ -206,6 +206,8 @@ def load_folder(folder: Path) -> LoadResult:
             f"no .txt or .md files in {folder}; add documents there (or pass --docs DIR) and run `rag index` again"
         )
     documents, skipped = [], []
+    by_id: dict[str, str] = {}  # document id -> file that has it
+    by_text: dict[str, str] = {}  # digest of the cleaned text -> file that has it
     for path in paths:
         try:
             doc = load_file(path)
@@ -217,6 +219,17 @@ def load_folder(folder: Path) -> LoadResult:
             log.warning("skipped %s: no text", path.name)
             skipped.append((path.name, "no text"))
             continue
+        # A document is named by its file's stem and its chunks by its content: a second "报告.md"
+        # beside "报告.txt", or a copy of a file, would give two documents one id and break the index.
+        digest = hashlib.sha256(doc.text.encode("utf-8")).hexdigest()
+        if doc.id in by_id or digest in by_text:
+            first = by_id.get(doc.id) or by_text[digest]
+            reason = (f"与 {first} 同名（扩展名不同），改名后才能一起检索 / same name as {first}: rename one to index both"
+                      if doc.id in by_id else f"与 {first} 内容相同 / same text as {first}")
+            log.warning("skipped %s: %s", path.name, reason)
+            skipped.append((path.name, reason))
+            continue
+        by_id[doc.id], by_text[digest] = path.name, path.name
         documents.append(doc)
     if not documents:
         raise FileNotFoundError(f"none of the {len(paths)} files in {folder} could be read as text")

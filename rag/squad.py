@@ -73,6 +73,7 @@ def load_squad(path: Path, limit: int | None = None) -> SquadSet:
         raise SquadError(f"{path} is not SQuAD format: expected {{'data': [{{'paragraphs': [...]}}]}} ({exc!r})") from exc
 
     paragraphs, questions = [], []
+    files: dict[str, str] = {}  # context -> its file
     empty = unlocated = 0
     width = max(5, len(str(len(contexts))))
     for n, raw in enumerate(contexts[:limit] if limit else contexts, 1):
@@ -82,8 +83,11 @@ def load_squad(path: Path, limit: int | None = None) -> SquadSet:
             raise SquadError(f"{path}: paragraph {n} has no context ({exc!r})") from exc
         if not isinstance(context, str) or not context.strip():
             continue  # nothing to index, and its questions cannot be answered from it
-        name = f"p{n:0{width}d}.txt"  # zero-padded so the folder lists in file order
-        paragraphs.append(Paragraph(name, context))
+        if context in files:  # a repeated paragraph is one document: its questions ask the first copy
+            name = files[context]
+        else:
+            name = files[context] = f"p{n:0{width}d}.txt"  # zero-padded so the folder lists in file order
+            paragraphs.append(Paragraph(name, context))
         for m, qa in enumerate(qas, 1):
             question = str(qa.get("question") or "").strip()
             if not question:

@@ -265,6 +265,20 @@ def test_load_squad_takes_the_answer_sentence_and_counts_empty_questions(tmp_pat
     assert len(limited.questions) == 3 and limited.total_paragraphs == 4
 
 
+def test_a_repeated_squad_paragraph_is_one_document_its_questions_share(tmp_path) -> None:
+    # Two copies would be two documents of one text, which the folder loader keeps only once.
+    context, qas = _PARAGRAPHS[0]
+    data = {"version": "test", "data": [
+        {"title": f"t{n}", "paragraphs": [{"context": context, "qas": [
+            {"id": f"R{n}", "question": qas[0][0], "answers": [{"text": qas[0][1], "answer_start": context.find(qas[0][1])}]}]}]}
+        for n in range(2)]}
+    path = tmp_path / "repeated.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    squad = load_squad(path)
+    assert [p.file for p in squad.paragraphs] == ["p00001.txt"]
+    assert [q.file for q in squad.questions] == ["p00001.txt", "p00001.txt"]
+
+
 def test_load_squad_rejects_other_json(tmp_path) -> None:
     path = tmp_path / "other.json"
     path.write_text('{"rows": []}', encoding="utf-8")

@@ -134,3 +134,23 @@ def test_build_progress_counts_the_new_texts_batch_by_batch(tmp_path, seeds_dir,
     again = build_index(docs, tmp_path / "index", embedder, progress=lambda *call: calls.append(call))
     totals = {total for stage, _, total in calls if stage == "embed"}
     assert totals == {again.embedded} and again.embedded < again.units
+
+
+def test_a_copied_file_or_a_second_extension_does_not_break_the_index(tmp_path, seeds_dir, embedder):
+    # Both built an index that its own loader then called damaged, on every question after.
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    seed = sorted(seeds_dir.glob("*.txt"))[0].read_bytes()
+    (docs / "报告.md").write_text("# 另一篇\n\n赛力斯超级工厂位于两江新区，有3000台机器人。\n", encoding="utf-8")
+    (docs / "报告.txt").write_bytes(seed)  # another document with the same stem
+    (docs / "报告（副本）.txt").write_bytes(seed)
+    (docs / "报告（副本2）.txt").write_bytes(seed)  # the same bytes under a third name
+    report = build_index(docs, tmp_path / "index", embedder)
+    skipped = dict(report.skipped)
+    assert set(skipped) == {"报告.txt", "报告（副本）.txt"}
+    assert "same name as 报告.md" in skipped["报告.txt"]
+    assert "内容相同" in skipped["报告（副本）.txt"] and "报告（副本2）.txt" in skipped["报告（副本）.txt"]
+    index = load_index(tmp_path / "index", embedder)
+    assert {d.file for d in index.documents.values()} == {"报告.md", "报告（副本2）.txt"}
+    hits = Retriever(index).run("赛力斯超级工厂在哪里？")
+    assert hits and "两江新区" in hits[0].chunk.text
