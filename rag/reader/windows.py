@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 MAX_QUESTION_TOKENS = 64
-MAX_ANSWER_TOKENS = 40  # longer gold answers are rare (CMRC/DRCD answers are a few words)
+MAX_ANSWER_TOKENS = 72  # the 99th percentile of the training answers (CMRC: 16 % are over 40 tokens)
 
 
 @dataclass(frozen=True)
