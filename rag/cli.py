@@ -147,6 +147,9 @@ def _parser() -> argparse.ArgumentParser:
                    "adapter); the schedule restarts with its own warm-up")
     p.add_argument("--listwise", action="store_true", help="add nearby negatives and teach the reader to rank a "
                    "question's windows against each other (whole questions per step, a listwise loss)")
+    p.add_argument("--read-negatives", action="store_true", help="add, as negatives, the windows the answerer "
+                   "reads for each training question that do not hold its answer (retrieval over an index of the "
+                   "training articles; a few minutes per file)")
     p.add_argument("--validate", action="store_true", help="then score span EM/F1 and answerability on held-out articles")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                    help="arithmetic of training (default auto: bf16 autocast only where the CPU computes bf16 "
@@ -429,6 +432,7 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
         raise UserError(f"--init {args.init}: no reader adapter there (want a folder with adapter.safetensors)")
     config = TrainConfig(epochs=args.epochs, lr=args.lr, seed=args.seed, max_steps=args.max_steps, limit=args.limit,
                          init=str(args.init) if args.init is not None else None, listwise=args.listwise,
+                         read_negatives=args.read_negatives,
                          bf16=None if args.precision == "auto" else args.precision == "bf16")
     record = train(paths, out, config, progress=getattr(sys.stderr, "unescaped", sys.stderr))
     print(f"trained {record['steps']} steps on {sum(record['examples'].values())} windows "

@@ -85,6 +85,21 @@ def test_best_span_never_ends_before_it_starts_or_runs_too_long():
     assert span.end - span.start <= MAX_ANSWER_TOKENS
 
 
+def test_a_clause_long_answer_comes_back_whole(tokenizer):
+    # One CMRC training answer in six is longer than 40 tokens; a cap below that cut them all short.
+    answer = ("首批开设智能科学与技术、数据科学与大数据技术、机器人工程三个本科专业，"
+              "计划每年招收新生1200人，并与十余家本地企业共建实训基地和联合实验室，面向西部地区培养应用型人才")
+    passage = f"重庆人工智能学院设在两江新区。{answer}。"
+    window = encode(tokenizer, question_ids(tokenizer, "学院有哪些专业和计划？"), passage)
+    start = passage.index(answer)
+    first, last = token_targets(window, start, start + len(answer))
+    assert last - first + 1 > 40
+    start_logits, end_logits = np.zeros(len(window.ids)), np.zeros(len(window.ids))
+    start_logits[first], end_logits[last] = 9.0, 9.0
+    span = best_span(window, start_logits, end_logits, 0.0)
+    assert passage[span.start : span.end] == answer
+
+
 def test_scores_follow_cmrc_2018():
     assert segment("Model X售价30万元。") == ["model", "x", "售", "价", "30", "万", "元"]
     assert exact_match("200亿元。", ["200亿元"]) == 1.0
@@ -112,6 +127,29 @@ def test_training_examples_hold_their_answers_and_make_hard_negatives(tiny_squad
     # No question of a held-out article reaches training.
     trained_on = {int(e.question[2 : e.question.index("：")]) for e in examples}
     assert trained_on == {n for n, side in sides.items() if side == "train"}
+
+
+def test_read_negatives_are_the_windows_the_answerer_reads_without_the_answer(tiny_squad, embedder):
+    from rag.reader.mining import read_negatives
+
+    read = read_negatives(tiny_squad, embedder=embedder)
+    assert read and set(read) <= {i.question for i in read_items(tiny_squad, "train")}
+    for question, windows in read.items():
+        answer = ANSWERS[question.split("：", 1)[1]]
+        assert windows and all(answer not in w and (w in CONTEXT_A or w in CONTEXT_B) for w in windows)
+    examples = make_examples([tiny_squad], "train", seed=0, read={tiny_squad.stem: read})
+    made = [e for e in examples if e.kind == "read"]
+    assert len(made) == sum(map(len, read.values()))
+    assert all(e.answer is None and e.shape == "sentences" and e.passage in read[e.question] for e in made)
+
+
+def test_training_with_read_negatives_counts_them(tiny_squad, tmp_path):
+    from rag.cli import main
+
+    out = tmp_path / "reader"
+    assert main(["train-reader", "--data", str(tiny_squad), "--out", str(out), "--max-steps", "1", "--read-negatives"]) == 0
+    record = json.loads((out / "reader.json").read_text(encoding="utf-8"))["training"]
+    assert record["train"]["read_negatives"] is True and record["examples"]["read"] > 0
 
 
 def test_nearby_negatives_are_the_windows_an_answer_competes_with_and_leave_the_rest_alone(tiny_squad):

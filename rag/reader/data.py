@@ -7,6 +7,8 @@ hard cases look at run time:
 - *deleted*: the same passage with the answer's sentence removed (same entity, the fact missing);
 - *other*: the chunk of another article that shares the most question bigrams;
 - *sibling*: another chunk of the same paragraph that does not contain the answer;
+- *read* (given `read`, from `rag.reader.mining`): the windows the answerer itself reads for the
+  question, over an index of the training articles, that do not hold the answer;
 - *nearby* (with `nearby=True`): the sentences of the same paragraph that share the most bigrams with
   the question, each with its neighbours, cut as the answerer's reading windows are: the windows a
   question's answer window competes with at run time. Every window carries its question's `group`,
@@ -86,11 +88,12 @@ NEARBY_PER_QUESTION = 2
 
 
 def make_examples(paths: list[Path], split: str = "train", seed: int = 0, limit: int | None = None,
-                  nearby: bool = False) -> list[Example]:
+                  nearby: bool = False, read: dict[str, dict[str, list[str]]] | None = None) -> list[Example]:
     """Return shuffled positives and made negatives for the questions of `split` in `paths`.
 
     `nearby` adds the *nearby* negatives; they draw from a generator of their own, so every other
-    example is the same with or without them.
+    example is the same with or without them. `read` adds the *read* negatives: per file stem, per
+    question, the windows `rag.reader.mining.read_negatives` found.
     """
     rng = random.Random(seed)
     examples: list[Example] = []
@@ -106,6 +109,9 @@ def make_examples(paths: list[Path], split: str = "train", seed: int = 0, limit:
             made = _examples_for(item, chunks, other, rng, source)
             if made and nearby:
                 made += _nearby(item, random.Random(f"{seed}:{source}:{group}"), source)
+            if made and read:
+                made += [Example(item.question, text, None, "read", source, shape="sentences")
+                         for text in read.get(source, {}).get(item.question, ())]
             examples.extend(replace(ex, group=group) for ex in made)
             group += 1
     rng.shuffle(examples)

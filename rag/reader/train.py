@@ -48,6 +48,7 @@ class TrainConfig:
     bf16: bool | None = None
     init: str | None = None  # an adapter folder to continue from (None: fresh LoRA and heads)
     listwise: bool = False  # nearby negatives, whole questions per step, and a ranking head trained listwise
+    read_negatives: bool = False  # add the windows the answerer reads for each question, without its answer
 
     def __post_init__(self) -> None:
         if self.epochs <= 0:
@@ -153,7 +154,8 @@ def train(paths: list[Path], out: Path, config: TrainConfig = TrainConfig(),
             model.add_rank_head()
     else:
         model = ReaderModel.create(replace(reader, rank_head=reader.rank_head or config.listwise), seed=config.seed)
-    examples = make_examples(paths, "train", seed=config.seed, limit=config.limit, nearby=config.listwise)
+    read = _read_negatives(paths, config.limit, progress) if config.read_negatives else None
+    examples = make_examples(paths, "train", seed=config.seed, limit=config.limit, nearby=config.listwise, read=read)
     encoded = encode_examples(model, examples)
     if not encoded:
         raise ValueError("no training examples: the files have no located answers in their training split")
@@ -206,6 +208,25 @@ def train(paths: list[Path], out: Path, config: TrainConfig = TrainConfig(),
         record["continued_from"] = _read_record(Path(config.init))
     _save_atomically(model, Path(out), record)
     return record
+
+
+def _read_negatives(paths: list[Path], limit: int | None, progress: TextIO | None) -> dict:
+    """Per file stem, the windows the answerer reads for each training question, without its answer."""
+    from tqdm import tqdm
+
+    from rag.embed import DEFAULT_MODEL, make_embedder
+    from rag.reader.mining import read_negatives
+
+    embedder = make_embedder(DEFAULT_MODEL, long_lived=True)
+    out = {}
+    for path in paths:
+        with tqdm(desc=f"read {Path(path).name}", unit="question", file=progress, disable=progress is None,
+                  dynamic_ncols=True) as bar:
+            def report(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+            out[Path(path).stem] = read_negatives(Path(path), limit=limit, embedder=embedder, progress=report)
+    return out
 
 
 def _read_record(folder: Path) -> dict | None:
