@@ -54,6 +54,9 @@ class AnswerConfig:
     abstain_weights: dict[str, float] = field(default_factory=dict)
     bias: float = -2.0
     threshold: float = 0.5
+    # English questions' confidences sit on another scale (their words are translations): their own
+    # cut, fitted on the calibration set's English questions; None uses `threshold`.
+    threshold_english: float | None = None
     # The trained reader: how many of the best-scored sentences it reads (each with its neighbours),
     # and its calibrated abstention model.
     mode: str = "reader"  # the default answer mode: "reader" (falls back to "extractive" without its adapter)
@@ -69,12 +72,18 @@ class AnswerConfig:
             raise ValueError(f"max_chars must be >= 20, got {self.max_chars}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be within [0, 1], got {self.threshold}")
+        if self.threshold_english is not None and not 0.0 <= self.threshold_english <= 1.0:
+            raise ValueError(f"threshold_english must be within [0, 1], got {self.threshold_english}")
         if not 0.0 <= self.reader_threshold <= 1.0:
             raise ValueError(f"reader_threshold must be within [0, 1], got {self.reader_threshold}")
         if self.mode not in ("reader", "extractive", "llm"):
             raise ValueError(f"answer mode must be 'reader', 'extractive' or 'llm', got {self.mode!r}")
         if self.read_sentences < 1:
             raise ValueError(f"read_sentences must be >= 1, got {self.read_sentences}")
+
+    def picker_cut(self, english: bool) -> float:
+        """Return the sentence picker's abstention cut for a question in English or not."""
+        return self.threshold_english if english and self.threshold_english is not None else self.threshold
 
 
 STORE_BACKENDS = ("faiss", "qdrant")
@@ -181,7 +190,8 @@ def load_calibration(path: Path = CALIBRATION_FILE, reader: Path | None = None) 
     if path.exists():
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
-        out = {k: data[k] for k in ("weights", "abstain_weights", "bias", "threshold") if k in data}
+        out = {k: data[k] for k in ("weights", "abstain_weights", "bias", "threshold", "threshold_english")
+               if k in data}
     abstention = read_abstention(reader or reader_dir())
     out.update({f"reader_{k}": v for k, v in abstention.items()})
     return out

@@ -76,7 +76,9 @@ class Glossary:
     def translate(self, question: str) -> Translation:
         """Return the question's Chinese words and the content words that found none."""
         words = _key(question).split()
+        spelled = _WORD.findall(question.lower().replace("'", ""))  # the same words, unstemmed
         groups: list[list[str]] = []
+        phrases: list[str] = []
         missing: list[str] = []
         i = 0
         while i < len(words):
@@ -87,13 +89,14 @@ class Glossary:
                 glosses = self.entries.get(" ".join(words[i : i + n]))
                 if glosses:
                     groups.append(list(dict.fromkeys(g.chinese for g in glosses))[:TERMS_PER_PHRASE])
+                    phrases.append(" ".join(spelled[i : i + n]))
                     i += n
                     break
             else:
                 if not words[i].isdigit():
                     missing.append(words[i])
                 i += 1
-        return Translation(groups, missing)
+        return Translation(groups, missing, phrases)
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,7 @@ class Translation:
 
     groups: list[list[str]]  # per translated phrase, its words, the corpus's most used first
     missing: list[str]
+    phrases: list[str]  # each group's English phrase, as written (lower case)
 
     @property
     def terms(self) -> list[str]:

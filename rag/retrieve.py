@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag import text as textmod
-from rag.gloss import glossary_for
+from rag.gloss import Translation, glossary_for
 from rag.index import Index, embedding_text
 from rag.types import Hit, Mode
 
@@ -68,6 +68,7 @@ class Retriever:
         self.timings: dict[str, float] = {}
         self._last_query: str | None = None
         self._last_vector: np.ndarray | None = None
+        self._translations: dict[str, Translation] = {}
 
     def run(self, question: str, mode: Mode | str | None = None, k: int | None = None) -> list[Hit]:
         """Return the top-k hits for `question`, best first."""
@@ -131,9 +132,17 @@ class Retriever:
     def keyword_query(self, question: str) -> str:
         """Return the search text of `question` (BM25 and dense): an English one gains the Chinese words it
         translates to."""
+        translation = self.translation(question)
+        return " ".join([question, *translation.terms]) if translation else question
+
+    def translation(self, question: str) -> Translation | None:
+        """Return an English question's CC-CEDICT translation; None for a question searched as asked."""
         if not (self.config.gloss_english and textmod.is_english(question)):
-            return question
-        return " ".join([question, *glossary_for(self.index.keywords).terms(question)])
+            return None
+        # BM25, the dense query and the answerer's profile all ask for it: translate once per question.
+        if question not in self._translations:
+            self._translations[question] = glossary_for(self.index.keywords).translate(question)
+        return self._translations[question]
 
     def query_vector(self, question: str) -> np.ndarray:
         """Return the unit query vector of `question`, cached for the answerer's reuse."""

@@ -21,6 +21,9 @@ ANSWERABLE = [
     ("How many AI visual inspection points does the Seres super factory have?", "50多个", "002"),
     # Its passage ranked 6th without the CC-CEDICT words in its BM25 query (rag/gloss.py).
     ("When was the Chongqing AI College officially established?", "9月8日", "001"),
+    # The issue's own: its passage was found, but the picker quoted 国家自然科学基金's 7.24亿元, a sentence
+    # holding two translations of "fund" and counted twice for them.
+    ("How large is the Chongqing artificial intelligence industry fund?", "200亿元", "000"),
     ("市政协经济委第几期委员履职协商活动在嘉陵江实验室举行？", "第十期", "004"),
 ]
 
@@ -157,3 +160,42 @@ def test_without_its_adapter_the_reader_gives_way_to_the_sentence_picker(seed_in
     assert answerer.default_mode.value == "extractive"
     answer = answerer.run("重庆人工智能产业基金规模有多大？", answer_mode="reader")
     assert answer.mode.value == "extractive" and "200亿元" in answer.text
+
+
+def test_an_english_phrase_counts_once_however_many_of_its_translations_a_sentence_holds(seed_index):
+    from rag.answer import _coverage, searched_profile
+    from rag.retrieve import Retriever
+
+    profile = searched_profile("How large is the Chongqing artificial intelligence industry fund?", Retriever(seed_index))
+    fund = next(group for group in profile.concepts if "fund" in group)
+    assert {"基金", "经费"} <= set(fund)
+    idf = {t: 1.0 for group in profile.concepts for t in group}
+    assert _coverage(profile.concepts, idf, frozenset({"基金", "经费"})) == pytest.approx(1 / len(profile.concepts))
+    assert _coverage(profile.concepts, idf, frozenset({"重庆", "人工智能", "产业", "基金"})) == 1.0
+    assert searched_profile("重庆人工智能产业基金规模有多大？", Retriever(seed_index)).concepts == ()
+
+
+def test_the_sentence_picker_abstains_on_an_english_question_by_the_english_cut(seed_index):
+    from dataclasses import replace
+
+    from rag.answer import Answerer
+    from rag.config import load_settings
+
+    settings = load_settings()
+    strict_english = replace(settings, answer=replace(settings.answer, mode="extractive", threshold=0.0,
+                                                      threshold_english=1.0))
+    answerer = Answerer(seed_index, settings=strict_english)
+    assert not answerer.run("重庆人工智能产业基金规模有多大？").abstained
+    assert answerer.run("How large is the Chongqing artificial intelligence industry fund?").abstained
+    lenient_english = replace(strict_english, answer=replace(strict_english.answer, threshold=1.0, threshold_english=0.0))
+    answerer = Answerer(seed_index, settings=lenient_english)
+    assert answerer.run("重庆人工智能产业基金规模有多大？").abstained
+    assert not answerer.run("How large is the Chongqing artificial intelligence industry fund?").abstained
+
+
+def test_an_english_cut_outside_0_to_1_is_refused():
+    from rag.config import AnswerConfig
+
+    with pytest.raises(ValueError, match="threshold_english must be within"):
+        AnswerConfig(threshold_english=1.5)
+    assert AnswerConfig(threshold=0.2).picker_cut(english=True) == 0.2  # none fitted: the one cut serves both
