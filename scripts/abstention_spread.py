@@ -1,7 +1,7 @@
 """How much the reader's abstention depends on which calibration questions it was fitted on.
 
-`rag calibrate` fits the reader's abstention model and cut on eval/calibration.jsonl (150 questions,
-about 70 answerable Chinese ones, and the cut may decline at most 5 % of them). This script gathers
+`rag calibrate` fits the reader's abstention model and cut on eval/calibration.jsonl (250 questions,
+90 of them answerable Chinese ones, and the cut may decline at most 5 % of them). This script gathers
 the reader's abstention features once, for the calibration questions and for the Chinese questions
 of a SQuAD-format file (all answerable), refits the model and cut on bootstrap resamples of the
 calibration questions (stratified by label), and prints the share of the file's questions each fit
@@ -9,6 +9,7 @@ would decline: the spread that a change of adapter or calibration set can move e
 by without the reader reading any better.
 
     python scripts/abstention_spread.py INDEX_DIR ../shared/benchmarks/DRCD_dev.json [--split heldout] [--resamples 200]
+        [--calibration FILE]  # another gold-format question set, e.g. an earlier eval/calibration.jsonl
 
 INDEX_DIR is an index of seeds/ (rag index --docs seeds --index DIR); RAG_READER picks the adapter.
 """
@@ -48,6 +49,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--split", choices=("heldout", "train", "all"), default="heldout")
     parser.add_argument("--resamples", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--calibration", type=Path, default=CALIBRATION, help="the questions to fit on")
     args = parser.parse_args(argv)
 
     embedder = make_embedder(DEFAULT_MODEL, long_lived=True)
@@ -55,7 +57,7 @@ def main(argv: list[str]) -> int:
     if not seeds.reader.available:
         print("no reader adapter: nothing to calibrate", file=sys.stderr)
         return 1
-    x_cal, y_cal = evidence_of(seeds, calibration_items(CALIBRATION))
+    x_cal, y_cal = evidence_of(seeds, calibration_items(args.calibration))
     squad = load_squad(args.file)
     items = [{"question": q.question, "answers": list(q.answers)}
              for q in squad.questions if args.split == "all" or q.split == args.split]

@@ -83,11 +83,10 @@ def test_calibrating_the_shipped_reader_refits_the_committed_models_without_touc
     committed = json.loads(CALIBRATION_FILE.read_text(encoding="utf-8"))
     # Float results differ a little between CPUs (torch and C-engine vectors), so the fits agree
     # closely, not bit for bit: on two other machines both cuts moved by under 0.01.
+    # On 150 questions the Chinese cut moved 0.109 -> 0.148 between torch bf16 and the C engine (it sat
+    # where the third allowed false abstention fell); on 250 every cut agrees within 0.001.
+    assert abs(result["threshold"] - committed["threshold"]) < 0.03
     assert abs(result["threshold_english"] - committed["threshold_english"]) < 0.03
-    # The sentence picker's Chinese cut sits where its third allowed false abstention falls, among
-    # sparse confidences: the C engine and torch bf16 put one answerable question at 0.149 and 0.145
-    # and the cut at 0.148 and 0.109 (same machine, 2026-12-07), so it gets a wider margin.
-    assert abs(result["threshold"] - committed["threshold"]) < 0.05
     refit, shipped_model = read_abstention(adapter), read_abstention(shipped)
     assert abs(refit["threshold"] - shipped_model["threshold"]) < 0.03
     for name, weight in shipped_model["weights"].items():

@@ -1,4 +1,5 @@
-"""Validate the hand-made gold question set eval/gold.jsonl against the seed articles.
+"""Validate the hand-made gold question set eval/gold.jsonl against the seed articles, and the
+held-apart sets beside it (eval/calibration.jsonl, eval/english_dev.jsonl) as far as they share its rules.
 
 Every answerable question must be grounded: its evidence is a verbatim span of the article
 (after `squash`: NFKC, Traditional→Simplified, lower case, no whitespace), an answer occurs in
@@ -166,3 +167,39 @@ def test_languages() -> None:
     traditional = [_label(r) for r in ROWS if _is_traditional(r["question"])]
     assert english, "no English questions"
     assert traditional, "no Traditional-character questions"
+
+
+# --- the held-apart sets: the same grounding, and nothing shared with the test set -------------
+
+HELD_APART = (ROOT / "eval" / "calibration.jsonl", ROOT / "eval" / "english_dev.jsonl")
+
+
+def _held_apart_rows() -> list:
+    return [pytest.param(row, id=f"{path.stem}-{row['id']}") for path in HELD_APART
+            for row in (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip())]
+
+
+@pytest.mark.parametrize("row", _held_apart_rows())
+def test_held_apart_questions_parse_and_are_grounded(row: dict) -> None:
+    from rag.evaluate import parse_gold
+
+    parse_gold(row)
+    if row["type"] == "unanswerable":
+        return
+    pairs = [(row["doc"], row["evidence"])] + ([(row["doc2"], row["evidence2"])] if row["type"] == "multi" else [])
+    for doc, evidence in pairs:
+        assert squash(evidence) in _article(doc), f"{row['id']}: evidence {evidence!r} is not a span of {doc}"
+    assert any(squash(a) in squash(e) for a in row["answers"] for _, e in pairs), (
+        f"{row['id']}: no answer occurs in the evidence")
+    for answer in row["answers"]:
+        assert any(squash(answer) in _article(doc) for doc, _ in pairs), f"{row['id']}: answer {answer!r} is in no doc"
+
+
+def test_held_apart_sets_have_unique_ids_and_share_no_question_with_the_gold_set() -> None:
+    gold = {squash(r["question"]) for r in ROWS}
+    for path in HELD_APART:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        ids = [r["id"] for r in rows]
+        assert len(set(ids)) == len(ids), f"{path.name}: duplicate ids"
+        shared = [r["id"] for r in rows if squash(r["question"]) in gold]
+        assert not shared, f"{path.name}: {shared} are gold questions"
