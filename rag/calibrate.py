@@ -91,8 +91,10 @@ def calibrate(index: Index, path: Path, out: Path = CALIBRATION_FILE, fit_senten
         answerable.append(1.0 if item.get("answers") else 0.0)
         english.append(profile.english)
     x, y = np.array(features), np.array(answerable)
-    w = fit_logistic(x, y, l2=1.0)
-    threshold, threshold_english = cuts_by_language(out_of_fold_confidence(x, y), y, np.array(english, dtype=bool))
+    w, pooled = fit_abstention(x, y)
+    # The per-language cuts need the out-of-fold confidences again: a few ms, offline.
+    threshold, threshold_english = cuts_by_language(out_of_fold_confidence(x, y), y, np.array(english, dtype=bool),
+                                                    pooled)
     result = {
         "weights": weights,
         "abstain_weights": dict(zip(EVIDENCE, (float(v) for v in w[:-1]))),
@@ -161,15 +163,14 @@ MIN_ANSWERABLE_FOR_OWN_CUT = round(2 / MAX_FALSE_ABSTENTION)
 MIN_UNANSWERABLE_FOR_OWN_CUT = 10
 
 
-def cuts_by_language(confidence: np.ndarray, y: np.ndarray, english: np.ndarray) -> tuple[float, float]:
+def cuts_by_language(confidence: np.ndarray, y: np.ndarray, english: np.ndarray, pooled: float) -> tuple[float, float]:
     """Return the sentence picker's cuts for questions not in English and in English.
 
     One model scores both, but an English question's evidence (translated words, its own features)
     puts its confidences on another scale, so one pooled cut trades one language's false abstentions
     for the other's. A language with enough questions of both labels gets the cut `choose_threshold`
-    picks on its own questions; one with too few, the pooled cut.
+    picks on its own questions; one with too few, `pooled` (`choose_threshold` on all of them).
     """
-    pooled = choose_threshold(confidence, y)
 
     def cut(rows: np.ndarray) -> float:
         labels = y[rows]

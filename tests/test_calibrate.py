@@ -23,7 +23,8 @@ def test_each_language_with_enough_questions_gets_a_cut_on_its_own_scale():
     zh, zh_y = _language(60, 50, 0.35, 0.05)
     en, en_y = _language(MIN_ANSWERABLE_FOR_OWN_CUT, 20, 0.75, 0.45)
     english = np.concatenate([np.zeros(len(zh)), np.ones(len(en))]).astype(bool)
-    cut, cut_english = cuts_by_language(np.concatenate([zh, en]), np.concatenate([zh_y, en_y]), english)
+    confidence, y = np.concatenate([zh, en]), np.concatenate([zh_y, en_y])
+    cut, cut_english = cuts_by_language(confidence, y, english, choose_threshold(confidence, y))
     assert 0.25 <= cut <= 0.35 and 0.65 <= cut_english <= 0.75
     assert (en[en_y == 1] >= cut_english).all() and (en[en_y == 0] < cut_english).all()
 
@@ -34,7 +35,7 @@ def test_a_language_with_too_few_answerable_questions_gets_the_pooled_cut():
     en, en_y = _language(20, 20, 0.75, 0.45)
     confidence, y = np.concatenate([zh, en]), np.concatenate([zh_y, en_y])
     english = np.concatenate([np.zeros(len(zh)), np.ones(len(en))]).astype(bool)
-    cut, cut_english = cuts_by_language(confidence, y, english)
+    cut, cut_english = cuts_by_language(confidence, y, english, choose_threshold(confidence, y))
     assert cut_english == choose_threshold(confidence, y)
     assert cut == choose_threshold(zh, zh_y)
 
