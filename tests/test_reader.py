@@ -396,3 +396,75 @@ def test_the_shipped_reader_answers_traditional_text_with_spans_of_the_original(
 
     span, = Reader().read("工廠總經理是誰？", [TRADITIONAL])
     assert TRADITIONAL[span.start : span.end] == "曹楠"
+
+
+def test_a_stopped_run_resumed_ends_with_the_weights_of_an_unbroken_one(tiny_squad, tmp_path):
+    from safetensors.torch import load_file
+
+    from rag.reader.train import TrainConfig, checkpoint_folder, train
+
+    # Two epochs, so the resumed run also crosses an epoch boundary and redraws the batch order.
+    config = TrainConfig(epochs=2, tokens_per_batch=1024, bf16=False, seed=3)
+    whole = train([tiny_squad], tmp_path / "whole", config, progress=None)
+    assert whole["steps"] >= 4
+    stopped = train([tiny_squad], tmp_path / "broken", config, progress=None, stop_after=whole["steps"] // 2 + 1)
+    assert stopped["stopped"] and not (tmp_path / "broken").exists()
+    assert (checkpoint_folder(tmp_path / "broken") / "checkpoint.pt").is_file()
+    resumed = train([tiny_squad], tmp_path / "broken", config, progress=None, resume=True)
+    assert resumed["steps"] == whole["steps"] and resumed["resumed"]
+    assert resumed["tokens"] == whole["tokens"]
+    a, b = load_file(str(tmp_path / "whole" / "adapter.safetensors")), load_file(str(tmp_path / "broken" / "adapter.safetensors"))
+    assert set(a) == set(b) and all(a[k].equal(b[k]) for k in a)
+    assert not checkpoint_folder(tmp_path / "broken").exists()  # a finished run leaves no checkpoint
+
+
+def test_resuming_with_other_settings_or_no_checkpoint_is_refused(tiny_squad, tmp_path):
+    from rag.reader.train import ResumeError, TrainConfig, train
+
+    with pytest.raises(ResumeError, match="nothing to resume"):
+        train([tiny_squad], tmp_path / "r", TrainConfig(tokens_per_batch=1024, bf16=False), progress=None, resume=True)
+    train([tiny_squad], tmp_path / "r", TrainConfig(tokens_per_batch=1024, bf16=False), progress=None, stop_after=1)
+    with pytest.raises(ResumeError, match="differs in: lr"):
+        train([tiny_squad], tmp_path / "r", TrainConfig(tokens_per_batch=1024, bf16=False, lr=1e-4), progress=None,
+              resume=True)
+
+
+def test_swapped_negatives_ask_an_attribute_or_year_the_window_does_not_hold(tmp_path):
+    from rag.reader.data import make_examples
+
+    context = "该校成立于2005年，校长是王明。学校位于重庆。学校有学生三千人。"
+    path = tmp_path / "swap.json"
+    path.write_text(json.dumps(_squad([(f"t{n}", context, [("学校的校长是谁？", "王明"), ("2005年成立的是哪所学校？", "该校")])
+                                       for n in range(20)]), ensure_ascii=False), encoding="utf-8")
+    swapped = [e for e in make_examples([path], "all", seed=0, swaps=True) if e.kind == "swapped"]
+    assert swapped and all(e.answer is None for e in swapped)
+    asked = {e.question for e in swapped}
+    assert "学校的副校长是谁？" in asked
+    assert any(q.endswith("年成立的是哪所学校？") and "2005" not in q for q in asked)
+    for e in swapped:
+        assert "副校长" not in e.passage
+    def key(e):
+        return e.group, e.kind, e.question, e.passage
+
+    plain = sorted(make_examples([path], "all", seed=0), key=key)
+    assert sorted((e for e in make_examples([path], "all", seed=0, swaps=True) if e.kind != "swapped"), key=key) == plain
+
+
+def test_sources_pick_their_articles_and_can_take_questions_from_another_file(tmp_path):
+    from rag.reader.data import Source, read_items
+
+    zh = tmp_path / "zh.json"
+    en = tmp_path / "en.json"
+    titles = [f"文章{n}" for n in range(10)]
+    zh.write_text(json.dumps(_squad([(t, CONTEXT_A, [("基金总规模是多少？", "200亿元")]) for t in titles]),
+                  ensure_ascii=False), encoding="utf-8")
+    en.write_text(json.dumps(_squad([(t, "The fund is large.", [("How large is the fund?", "large")]) for t in titles])),
+                  encoding="utf-8")
+    assert len(read_items(Source(zh, "train"), "train")) == 10 and not read_items(Source(zh, "train"), "heldout")
+    assert len(read_items(Source(zh, "dev"), "heldout")) == 10 and not read_items(Source(zh, "dev"), "train")
+    split = read_items(Source(zh), "train"), read_items(Source(zh), "heldout")
+    assert len(split[0]) + len(split[1]) == 10 and split[1]
+    paired = read_items(Source.parse(f"{en}@{zh}:train"), "train")
+    assert {i.question for i in paired} == {"How large is the fund?"}
+    assert {i.answers for i in paired} == {("200亿元",)}
+    assert Source.parse(f"{en}@{zh}:dev") == Source(zh, "dev", en)

@@ -9,11 +9,16 @@ hard cases look at run time:
 - *sibling*: another chunk of the same paragraph that does not contain the answer;
 - *read* (given `read`, from `rag.reader.mining`): the windows the answerer itself reads for the
   question, over an index of the training articles, that do not hold the answer;
+- *swapped*: the answer's sentences with a question whose asked attribute was swapped for one the
+  passage does not hold (校长 -> 副校长, 建成 -> 投产, 2005年 -> 2007年, 最大 -> 最小): the entity is
+  there, the fact asked is not: the tempting unanswerable question users most often get wrong answers to;
 - *nearby* (with `nearby=True`): the sentences of the same paragraph that share the most bigrams with
   the question, each with its neighbours, cut as the answerer's reading windows are: the windows a
   question's answer window competes with at run time. Every window carries its question's `group`,
   so a listwise loss can teach the reader to rank a question's windows against each other.
-Only articles of the requested split are used (`rag.squad.split_of`), so held-out articles stay unseen.
+A `Source` says which articles of a file train: by article hash (`rag.squad.split_of`, held-out articles
+stay unseen), all of them (CMRC 2018 train), or none (a dev set); and may take its questions from
+another file with the same ids (XQuAD English questions over the Chinese paragraphs and answers).
 Questions and passages are read in Simplified characters (`rag.text.to_simplified` keeps offsets), as
 the reader reads at run time: DRCD's Traditional text then teaches the same script as CMRC's.
 """
@@ -23,9 +28,11 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 from rag.chunk import chunk_document
 from rag.squad import locate_answer, split_of
@@ -57,20 +64,68 @@ class _Item:
     paragraph: int
 
 
-def read_items(path: Path, split: str) -> list[_Item]:
+Role = Literal["split", "train", "dev"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """A SQuAD-format file and which of its articles train the reader.
+
+    role "split": one article in five is held out (`split_of`); "train": every article trains;
+    "dev": none does. `questions`: another file whose question ids match, asked instead of this
+    file's questions (XQuAD English questions over the Chinese paragraphs, answered by Chinese spans).
+    """
+
+    path: Path
+    role: Role = "split"
+    questions: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.role not in ("split", "train", "dev"):
+            raise ValueError(f"role must be split, train or dev, got {self.role!r}")
+
+    @property
+    def name(self) -> str:
+        """The source's name in training records and per-file tables."""
+        stem = Path(self.path).stem
+        return f"{Path(self.questions).stem}@{stem}" if self.questions else stem
+
+    def part_of(self, article_title: str) -> str:
+        """Return "train" or "heldout" for an article of this file."""
+        if self.role == "split":
+            return split_of(article_title)
+        return "train" if self.role == "train" else "heldout"
+
+    @classmethod
+    def parse(cls, spec: str | Path) -> "Source":
+        """Return the source a command-line spec names: FILE, FILE:train, FILE:dev, QUESTIONS@FILE[:role]."""
+        if isinstance(spec, Path):
+            return cls(spec)
+        text, role = spec, "split"
+        head, _, tail = spec.rpartition(":")
+        if head and tail in ("split", "train", "dev"):
+            text, role = head, tail
+        questions, _, path = text.rpartition("@")
+        return cls(Path(path), role, Path(questions) if questions else None)
+
+
+def read_items(source: Source | Path, split: str) -> list[_Item]:
     """Return the located question/answer items of the articles of `split` ("train", "heldout" or "all")."""
-    with open(path, encoding="utf-8") as f:
+    source = source if isinstance(source, Source) else Source(Path(source))
+    with open(source.path, encoding="utf-8") as f:
         articles = json.load(f)["data"]
+    asked = _questions_by_id(source.questions) if source.questions else None
     items = []
     paragraph_no = 0
     for a_no, article in enumerate(articles):
-        if split != "all" and split_of(str(article.get("title", a_no))) != split:
+        if split != "all" and source.part_of(str(article.get("title", a_no))) != split:
             paragraph_no += len(article["paragraphs"])
             continue
         for paragraph in article["paragraphs"]:
             context = to_simplified(paragraph["context"])
             for qa in paragraph.get("qas", []):
-                question = to_simplified(str(qa.get("question") or "").strip())
+                raw = qa.get("question") if asked is None else asked.get(str(qa.get("id")))
+                question = to_simplified(str(raw or "").strip())
                 answers = [a for a in qa.get("answers", []) if str(a.get("text", "")).strip()]
                 if not question or not answers:
                     continue
@@ -84,31 +139,43 @@ def read_items(path: Path, split: str) -> list[_Item]:
     return items
 
 
+def _questions_by_id(path: Path) -> dict[str, str]:
+    with open(path, encoding="utf-8") as f:
+        articles = json.load(f)["data"]
+    return {str(qa.get("id")): str(qa.get("question") or "") for article in articles
+            for paragraph in article["paragraphs"] for qa in paragraph.get("qas", [])}
+
+
 NEARBY_PER_QUESTION = 2
 
 
-def make_examples(paths: list[Path], split: str = "train", seed: int = 0, limit: int | None = None,
-                  nearby: bool = False, read: dict[str, dict[str, list[str]]] | None = None) -> list[Example]:
+def make_examples(paths: list[Source | Path], split: str = "train", seed: int = 0, limit: int | None = None,
+                  nearby: bool = False, read: dict[str, dict[str, list[str]]] | None = None,
+                  swaps: bool = False) -> list[Example]:
     """Return shuffled positives and made negatives for the questions of `split` in `paths`.
 
     `nearby` adds the *nearby* negatives; they draw from a generator of their own, so every other
     example is the same with or without them. `read` adds the *read* negatives: per file stem, per
-    question, the windows `rag.reader.mining.read_negatives` found.
+    question, the windows `rag.reader.mining.read_negatives` found. `swaps` adds the *swapped* negatives,
+    from a generator of their own as well.
     """
     rng = random.Random(seed)
     examples: list[Example] = []
     group = 0
     for path in paths:
-        items = read_items(Path(path), split)
+        spec = path if isinstance(path, Source) else Source(Path(path))
+        items = read_items(spec, split)
         if limit:
             items = items[:limit]
         chunks = _paragraph_chunks(items)
         other = _BigramIndex(chunks)
-        source = Path(path).stem
+        source = spec.name
         for item in items:
             made = _examples_for(item, chunks, other, rng, source)
             if made and nearby:
                 made += _nearby(item, random.Random(f"{seed}:{source}:{group}"), source)
+            if made and swaps:
+                made += _swapped(item, random.Random(f"{seed}:swap:{source}:{group}"), source)
             if made and read:
                 made += [Example(item.question, text, None, "read", source, shape="sentences")
                          for text in read.get(source, {}).get(item.question, ())]
@@ -137,6 +204,54 @@ def _nearby(item: _Item, rng: random.Random, source: str) -> list[Example]:
         if len(text) >= 10 and not _mentions(text, item.answers):
             out.append(Example(item.question, text, None, "nearby", source, shape="sentences"))
     return out
+
+
+# Asked attributes a passage may hold one of without the other; each pair swaps both ways.
+SWAPS = (("校长", "副校长"), ("院长", "副院长"), ("主席", "副主席"), ("总统", "副总统"), ("部长", "副部长"),
+         ("董事长", "副董事长"), ("总经理", "副总经理"), ("主任", "副主任"), ("市长", "副市长"),
+         ("建成", "投产"), ("开工", "竣工"), ("成立", "解散"), ("出生", "去世"), ("开始", "结束"),
+         ("最高", "最低"), ("最大", "最小"), ("最早", "最晚"), ("最多", "最少"), ("最长", "最短"),
+         ("增加", "减少"), ("上升", "下降"), ("出口", "进口"), ("面积", "人口"), ("首都", "最大城市"),
+         ("东部", "西部"), ("南部", "北部"), ("父亲", "母亲"), ("哥哥", "弟弟"), ("姐姐", "妹妹"),
+         ("冠军", "亚军"), ("第一", "第二"), ("男性", "女性"), ("上半年", "下半年"))
+YEAR = re.compile(r"(?<!\d)(1[5-9]\d\d|20\d\d)(?=年)")
+SWAP_RATE = 0.5
+
+
+def _swapped(item: _Item, rng: random.Random, source: str) -> list[Example]:
+    """The answer's sentences under a question asking an attribute or year they do not hold."""
+    if rng.random() >= SWAP_RATE:
+        return []
+    s, e = _neighbourhood(item.context, item.start, item.end, rng)
+    window = item.context[s:e]
+    options = []
+    for a, b in SWAPS:
+        for have, want in ((a, b), (b, a)):
+            # 校长 inside 副校长 is not a 校长: count the asked word where it is not part of its pair.
+            if _holds(item.question, have, want) and _holds(window, have, want) and not _holds(window, want, have):
+                options.append(_replace_word(item.question, have, want))
+    years = set(YEAR.findall(window))
+    for year in YEAR.findall(item.question):
+        if year in years:
+            other = str(int(year) + rng.choice((-3, -2, -1, 1, 2, 3)))
+            if other not in window:
+                options.append(item.question.replace(year, other))
+    if not options:
+        return []
+    return [Example(rng.choice(options), window, None, "swapped", source, shape="sentences")]
+
+
+def _holds(text: str, word: str, pair: str) -> bool:
+    """Whether `word` occurs in `text` other than inside `pair` (校长 outside 副校长)."""
+    if word in pair:
+        return text.count(word) > text.count(pair)
+    return word in text
+
+
+def _replace_word(text: str, have: str, want: str) -> str:
+    if have in want:  # 校长 -> 副校长: leave a 副校长 already there alone
+        return re.sub(f"(?<!{re.escape(want[: want.index(have)])}){re.escape(have)}", want, text)
+    return text.replace(have, want)
 
 
 def _paragraph_chunks(items: list[_Item]) -> dict[int, tuple[int, list[tuple[int, int]]]]:
@@ -228,3 +343,20 @@ class _BigramIndex:
             if self.articles[n] != exclude_article and not _mentions(self.texts[n], answers):
                 return self.texts[n]
         return None
+
+
+def default_sources(benchmarks: Path) -> list[Source]:
+    """The reader's training data in `benchmarks`: all of CMRC 2018 train, the training articles of DRCD
+    dev and of XQuAD (its Chinese questions, and its English ones over the Chinese paragraphs).
+    CMRC 2018 trial trains nothing: it is a dev set, with DRCD's and XQuAD's held-out articles."""
+    benchmarks = Path(benchmarks)
+    cmrc = [Source(benchmarks / f"cmrc2018_train.part{n}.json", "train") for n in (1, 2, 3)]
+    return [*cmrc, Source(benchmarks / "DRCD_dev.json"), Source(benchmarks / "xquad.zh.json"),
+            Source(benchmarks / "xquad.zh.json", questions=benchmarks / "xquad.en.json")]
+
+
+def dev_sources(benchmarks: Path) -> list[Source]:
+    """The dev splits no training touches: CMRC 2018 trial, and the held-out articles of DRCD and XQuAD."""
+    benchmarks = Path(benchmarks)
+    return [Source(benchmarks / "cmrc2018_trial.json", "dev"), Source(benchmarks / "DRCD_dev.json"),
+            Source(benchmarks / "xquad.zh.json"), Source(benchmarks / "xquad.zh.json", questions=benchmarks / "xquad.en.json")]

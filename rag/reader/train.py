@@ -9,6 +9,8 @@ run time the reader picks among a question's windows, and a per-window yes/no ne
 compare them. The answerability head stays trained window by window: a listwise loss leaves its level
 free in every question, and abstention is calibrated on that level.
 Seeds fix the examples, their order and the initialisation, so a run is reproducible on one machine.
+A run saves a checkpoint (weights, optimizer, schedule, random states and where it is in the epoch's
+batches) at a fixed interval beside its output; `resume=True` continues it bit for bit on one machine.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import TextIO
 import numpy as np
 
 from rag.embed.torch_e5 import has_bf16
-from rag.reader.data import Example, make_examples
+from rag.reader.data import Example, Source, make_examples
 from rag.reader.model import ReaderConfig, ReaderModel
 from rag.reader.reader import ABSTENTION_FILE
 from rag.reader.windows import Window, encode, question_ids, token_targets
@@ -49,6 +51,7 @@ class TrainConfig:
     init: str | None = None  # an adapter folder to continue from (None: fresh LoRA and heads)
     listwise: bool = False  # nearby negatives, whole questions per step, and a ranking head trained listwise
     read_negatives: bool = False  # add the windows the answerer reads for each question, without its answer
+    swaps: bool = True  # add questions whose asked attribute or year the answer's sentences do not hold
 
     def __post_init__(self) -> None:
         if self.epochs <= 0:
@@ -57,6 +60,8 @@ class TrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be >= 1, got {self.limit}")
         if self.tokens_per_batch < 512:
             raise ValueError(f"tokens_per_batch must be >= 512, got {self.tokens_per_batch}")
 
@@ -132,11 +137,28 @@ def question_batches(encoded: list[Encoded], tokens_per_batch: int, rng: random.
     return out
 
 
-def train(paths: list[Path], out: Path, config: TrainConfig = TrainConfig(),
-          reader: ReaderConfig = ReaderConfig(), progress: TextIO | None = sys.stderr) -> dict:
-    """Train a reader on the "train" articles of `paths`, save it to `out`, and return its training record.
+CHECKPOINT_FILE = "checkpoint.pt"
 
-    `progress` is the stream the progress bar redraws itself on (None: no bar).
+
+def checkpoint_folder(out: Path) -> Path:
+    """Where a training run writing to `out` keeps its checkpoint."""
+    out = Path(out)
+    return out.with_name(f"{out.name}.checkpoint")
+
+
+class ResumeError(ValueError):
+    """The checkpoint is missing, damaged, or was made by a different run."""
+
+
+def train(paths: list[Source | Path], out: Path, config: TrainConfig = TrainConfig(),
+          reader: ReaderConfig = ReaderConfig(), progress: TextIO | None = sys.stderr,
+          resume: bool = False, stop_after: int | None = None, checkpoint_seconds: float = 600.0) -> dict:
+    """Train a reader on the training articles of `paths`, save it to `out`, and return its training record.
+
+    `progress` is the stream the progress bar redraws itself on (None: no bar). A checkpoint is written
+    every `checkpoint_seconds` to `checkpoint_folder(out)`; `resume` continues from it. `stop_after`
+    stops after that many steps in all, checkpointed, without saving an adapter (the record says
+    "stopped"): the schedule is the whole run's, so resuming ends where an unbroken run would.
     """
     import torch
     from tqdm import tqdm
@@ -145,6 +167,9 @@ def train(paths: list[Path], out: Path, config: TrainConfig = TrainConfig(),
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
     if config.bf16 is None:
         config = replace(config, bf16=has_bf16())
+    sources = [p if isinstance(p, Source) else Source(Path(p)) for p in paths]
+    identity = {"train": asdict(config), "reader": asdict(reader), "files": [_describe(s) for s in sources]}
+    saved = _load_checkpoint(torch, checkpoint_folder(out), identity) if resume else None
     random.seed(config.seed)
     np.random.seed(config.seed)
     if config.init:
@@ -154,8 +179,9 @@ def train(paths: list[Path], out: Path, config: TrainConfig = TrainConfig(),
             model.add_rank_head()
     else:
         model = ReaderModel.create(replace(reader, rank_head=reader.rank_head or config.listwise), seed=config.seed)
-    read = _read_negatives(paths, config.limit, progress) if config.read_negatives else None
-    examples = make_examples(paths, "train", seed=config.seed, limit=config.limit, nearby=config.listwise, read=read)
+    read = _read_negatives(sources, config.limit, progress) if config.read_negatives else None
+    examples = make_examples(sources, "train", seed=config.seed, limit=config.limit, nearby=config.listwise,
+                             read=read, swaps=config.swaps)
     encoded = encode_examples(model, examples)
     if not encoded:
         raise ValueError("no training examples: the files have no located answers in their training split")
@@ -170,47 +196,119 @@ def train(paths: list[Path], out: Path, config: TrainConfig = TrainConfig(),
     warmup = max(1, int(total * config.warmup))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup))))
+    step, seen_tokens, losses, spent, position = 0, 0, [], 0.0, 0
+    epoch_state = rng.getstate()
+    if saved is not None:
+        with torch.no_grad():
+            named = dict(model.net.named_parameters())
+            for name, value in saved["weights"].items():
+                named[name].copy_(value)
+        optimizer.load_state_dict(saved["optimizer"])
+        schedule.load_state_dict(saved["schedule"])
+        torch.set_rng_state(saved["torch_rng"])
+        step, seen_tokens, losses, spent = saved["step"], saved["tokens"], saved["losses"], saved["seconds"]
+        epoch_state, position = _tuple_state(saved["epoch_rng"]), saved["position"]
+    rng.setstate(epoch_state)
+    epoch = make_batches(encoded, config.tokens_per_batch, rng)
     model.net.train()
-    step, seen_tokens, losses = 0, 0, []
-    bar = tqdm(total=total, desc="train reader", unit="step", file=progress, disable=progress is None,
-               dynamic_ncols=True)
-    while step < total:
-        for batch in make_batches(encoded, config.tokens_per_batch, rng):
-            if step >= total:
-                break
-            items = [encoded[i] for i in batch]
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
-                start, end, answerable, rank = model.forward([list(e.window.ids) for e in items])
-            loss = _loss(torch, items, start, end, answerable)
-            if config.listwise:
-                loss = loss + _listwise_loss(torch, items, rank)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            schedule.step()
-            step += 1
-            seen_tokens += sum(len(e.window.ids) for e in items)
-            losses.append(float(loss.detach()))
-            bar.update(1)
-            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", tok_s=f"{seen_tokens / (time.time() - began):.0f}")
+
+    def save_checkpoint() -> None:
+        _save_checkpoint(torch, checkpoint_folder(out), {
+            "identity": identity, "step": step, "tokens": seen_tokens, "losses": losses,
+            "seconds": spent + time.time() - began, "epoch_rng": epoch_state, "position": position,
+            "weights": {k: v.clone() for k, v in model.trainable_state().items()},
+            "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "torch_rng": torch.get_rng_state()})
+
+    last_saved = time.time()
+    bar = tqdm(total=total, initial=step, desc="train reader", unit="step", file=progress,
+               disable=progress is None, dynamic_ncols=True)
+    while step < total and (stop_after is None or step < stop_after):
+        if position == len(epoch):
+            epoch_state = rng.getstate()
+            epoch, position = make_batches(encoded, config.tokens_per_batch, rng), 0
+        items = [encoded[i] for i in epoch[position]]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+            start, end, answerable, rank = model.forward([list(e.window.ids) for e in items])
+        loss = _loss(torch, items, start, end, answerable)
+        if config.listwise:
+            loss = loss + _listwise_loss(torch, items, rank)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        schedule.step()
+        step += 1
+        position += 1
+        seen_tokens += sum(len(e.window.ids) for e in items)
+        losses.append(float(loss.detach()))
+        bar.update(1)
+        bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}",
+                        tok_s=f"{seen_tokens / max(spent + time.time() - began, 1e-9):.0f}")
+        if time.time() - last_saved >= checkpoint_seconds and step < total:
+            save_checkpoint()
+            last_saved = time.time()
     bar.close()
     record = {
         "train": asdict(config),
         "examples": _counts(encoded),
         "steps": step,
         "tokens": seen_tokens,
-        "seconds": round(time.time() - began, 1),
+        "seconds": round(spent + time.time() - began, 1),
         "final_loss": round(float(np.mean(losses[-50:])), 4),
-        "files": [Path(p).name for p in paths],
+        "files": [s.name for s in sources],
     }
+    if saved is not None:
+        record["resumed"] = True
+    if step < total:
+        save_checkpoint()
+        return {**record, "stopped": True, "total_steps": total}
     if config.init:
         record["continued_from"] = _read_record(Path(config.init))
     _save_atomically(model, Path(out), record)
+    shutil.rmtree(checkpoint_folder(out), ignore_errors=True)
     return record
 
 
-def _read_negatives(paths: list[Path], limit: int | None, progress: TextIO | None) -> dict:
+def _describe(source: Source) -> dict:
+    """What identifies a training file in a checkpoint: its name, role and size."""
+    def size(path: Path | None) -> int | None:
+        return Path(path).stat().st_size if path is not None else None
+    return {"name": source.name, "role": source.role, "bytes": size(source.path), "question_bytes": size(source.questions)}
+
+
+def _tuple_state(state):
+    """random.Random's state as setstate wants it (a checkpoint may hand back lists)."""
+    return tuple(_tuple_state(x) for x in state) if isinstance(state, (list, tuple)) else state
+
+
+def _save_checkpoint(torch, folder: Path, state: dict) -> None:
+    """Write the checkpoint to a temporary file, then swap it in: a kill mid-write keeps the previous one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{CHECKPOINT_FILE}.tmp-{os.getpid()}"
+    torch.save(state, tmp)
+    os.replace(tmp, folder / CHECKPOINT_FILE)
+
+
+def _load_checkpoint(torch, folder: Path, identity: dict) -> dict:
+    """Return the checkpoint in `folder` if the same run (config, reader shape, files) wrote it."""
+    path = folder / CHECKPOINT_FILE
+    if not path.is_file():
+        raise ResumeError(f"nothing to resume: no checkpoint at {path}")
+    try:
+        saved = torch.load(path, weights_only=False)
+    except Exception as exc:  # torch raises many kinds for a damaged file
+        raise ResumeError(f"the checkpoint {path} cannot be read ({type(exc).__name__}: {exc})") from exc
+    if saved.get("identity") != identity:
+        theirs, ours = saved.get("identity", {}), identity
+        differ = sorted(k for k in set(theirs.get("train", {})) | set(ours["train"])
+                        if theirs.get("train", {}).get(k) != ours["train"].get(k))
+        what = ", ".join(differ) if differ else "the training files or the reader's shape"
+        raise ResumeError(f"the checkpoint {path} was made by a different run (differs in: {what}); "
+                          f"start again without --resume, or pass the same settings")
+    return saved
+
+
+def _read_negatives(paths: list[Source], limit: int | None, progress: TextIO | None) -> dict:
     """Per file stem, the windows the answerer reads for each training question, without its answer."""
     from tqdm import tqdm
 
@@ -219,13 +317,15 @@ def _read_negatives(paths: list[Path], limit: int | None, progress: TextIO | Non
 
     embedder = make_embedder(DEFAULT_MODEL, long_lived=True)
     out = {}
-    for path in paths:
-        with tqdm(desc=f"read {Path(path).name}", unit="question", file=progress, disable=progress is None,
+    # Mining indexes a file's training articles by `split_of`: sources of another role or with
+    # questions from another file are not mined.
+    for path in (p for p in paths if p.role == "split" and p.questions is None):
+        with tqdm(desc=f"read {path.name}", unit="question", file=progress, disable=progress is None,
                   dynamic_ncols=True) as bar:
             def report(done: int, total: int) -> None:
                 bar.total = total
                 bar.update(done - bar.n)
-            out[Path(path).stem] = read_negatives(Path(path), limit=limit, embedder=embedder, progress=report)
+            out[path.name] = read_negatives(path.path, limit=limit, embedder=embedder, progress=report)
     return out
 
 
@@ -298,7 +398,7 @@ def _save_atomically(model: ReaderModel, out: Path, record: dict) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def validate(model: ReaderModel, paths: list[Path], limit: int | None = None, seed: int = 0,
+def validate(model: ReaderModel, paths: list[Source | Path], limit: int | None = None, seed: int = 0,
              nearby: bool = False) -> dict:
     """Score a reader on held-out windows: span EM/F1 on answerable ones, answerability accuracy/AUC on all,
     and `question_pick`, the share of questions whose first-ranked window holds the answer (with
