@@ -542,12 +542,14 @@ class Answerer:
     def _offline(self, answer_mode, question, resolved, hits, retriever, mode, timings) -> Answer:
         """Answer without an LLM: with the reader when asked for (or as the LLM's fallback) and available.
 
-        A question in English goes to the sentence picker: the reader saw only Chinese questions. On the
-        85 answerable English dev questions its quoted sentence holds the answer for 58 % (61 % when asked
-        a Chinese question made of the CC-CEDICT translation), the picker's for 74 %, and its abstention
-        model declines most of them (`scripts/english_readers.py`).
+        A question in English goes to the reader only when its adapter learned English questions (over
+        Chinese paragraphs); else to the sentence picker: a reader trained on Chinese questions alone held
+        the answer for 58 % of the 85 answerable English dev questions, the picker for 74 %
+        (`scripts/english_readers.py`).
         """
-        if answer_mode is AnswerMode.EXTRACTIVE or not self.reader.available or profile_question(resolved).english:
+        english = profile_question(resolved).english
+        if (answer_mode is AnswerMode.EXTRACTIVE or not self.reader.available
+                or (english and not self.reader.reads_english)):
             return self._extract(question, resolved, hits, retriever, mode, timings)
         return self._read(question, resolved, hits, retriever, mode, timings)
 
@@ -564,7 +566,7 @@ class Answerer:
             reading = self.reading.read(resolved, windows, self.extractive.unseen(profile))
             timings["read"] = time.perf_counter() - read_began
         confidence = self.reading.confidence(reading.features) if reading else 0.0
-        if reading is None or confidence < self.settings.answer.reader_threshold:
+        if reading is None or confidence < self.settings.answer.reader_cut(profile.english):
             timings["answer"] = time.perf_counter() - began
             return Answer(question, abstain_text(display_profile), (), tuple(hits), True, AnswerMode.READER, mode,
                           confidence, resolved, timings=timings)

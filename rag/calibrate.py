@@ -116,26 +116,34 @@ def calibrate(index: Index, path: Path, out: Path = CALIBRATION_FILE, fit_senten
 
 
 def calibrate_reader(answerer: Answerer, items: list[dict], retriever: Retriever) -> dict:
-    """Return the reader's abstention model and threshold, fitted on `items` as `calibrate` fits the extractive one."""
-    w, threshold = fit_abstention(*reader_evidence(answerer, items, retriever))
+    """Return the reader's abstention model and thresholds, fitted on `items` as `calibrate` fits the extractive one
+    (an adapter that reads English questions gets an English cut as the sentence picker does)."""
+    x, y, english = reader_evidence(answerer, items, retriever)
+    w, threshold = fit_abstention(x, y)
+    threshold_english = None
+    if english.any():
+        threshold, threshold_english = cuts_by_language(out_of_fold_confidence(x, y), y, english, threshold)
     return {
         "weights": dict(zip(READER_FEATURES, (float(v) for v in w[:-1]))),
         "bias": float(w[-1]),
         "threshold": threshold,
+        "threshold_english": threshold_english,
     }
 
 
-def reader_evidence(answerer: Answerer, items: list[dict], retriever: Retriever) -> tuple[np.ndarray, np.ndarray]:
-    """Return the reader's abstention features (READER_FEATURES order) and answerable labels of the Chinese `items`.
+def reader_evidence(answerer: Answerer, items: list[dict], retriever: Retriever) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the reader's abstention features (READER_FEATURES order) and answerable labels of the `items`
+    the reader answers, and which of them are English.
 
-    English questions are left out: the answer path sends them to the sentence picker.
+    English questions are left out unless the adapter reads them: else the answer path sends them to
+    the sentence picker.
     """
-    features, answerable = [], []
+    features, answerable, english = [], [], []
     for item in items:
         question = item["question"]
         profile = searched_profile(question, retriever)
-        if profile.english:
-            continue  # English questions go to the sentence picker (see Answerer._offline)
+        if profile.english and not answerer.reader.reads_english:
+            continue  # answered by the sentence picker (see Answerer._offline)
         hits = retriever.run(question)
         reading = None
         if hits:
@@ -146,7 +154,9 @@ def reader_evidence(answerer: Answerer, items: list[dict], retriever: Retriever)
         values = reading.features if reading else nothing
         features.append([values[name] for name in READER_FEATURES])
         answerable.append(1.0 if item.get("answers") else 0.0)
-    return np.array(features).reshape(-1, len(READER_FEATURES)), np.array(answerable)
+        english.append(profile.english)
+    x, y = np.array(features).reshape(-1, len(READER_FEATURES)), np.array(answerable)
+    return x, y, np.array(english, dtype=bool)
 
 
 def fit_abstention(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:

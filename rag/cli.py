@@ -128,6 +128,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=DEFAULT_REPORTS, help="reports folder (default: eval/reports/)")
     p.add_argument("--limit", type=int, default=None,
                    help="first N questions (gold) or first N paragraphs and their questions (--squad)")
+    p.add_argument("--questions", type=Path, default=None,
+                   help="with --squad: ask this file's questions (same ids) instead, over --squad's paragraphs and "
+                        "answers (XQuAD's English questions over its Chinese paragraphs)")
     p.add_argument("--split", choices=["all", "heldout", "train"], default="all",
                    help="with --squad: ask only the questions of the reader's held-out (or training) articles; "
                         "every paragraph is still indexed")
@@ -153,10 +156,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--read-negatives", action="store_true", help="add, as negatives, the windows the answerer "
                    "reads for each training question that do not hold its answer (retrieval over an index of the "
                    "training articles; a few minutes per file)")
+    p.add_argument("--layers", type=_positive_int, default=None, help="a reader on the encoder's first N layers only "
+                   "(default: all 12): about N/12 of the time per question, for CPUs without native bf16")
     p.add_argument("--no-swaps", action="store_true", help="leave out the swapped-attribute negatives (a question "
                    "asking 副校长 or another year over the answer's sentences that hold only 校长 or its year)")
     p.add_argument("--resume", action="store_true", help="continue the run stopped at OUT.checkpoint (same settings "
                    "and files), bit for bit on the same machine")
+    p.add_argument("--reschedule", action="store_true", help="with --resume: continue with another --epochs or "
+                   "--max-steps; the learning rate decays from where it is to zero at the new end (not bit for bit)")
     p.add_argument("--checkpoint-minutes", type=float, default=10.0,
                    help="write a checkpoint beside --out this often (default 10)")
     p.add_argument("--stop-after", type=_positive_int, default=None,
@@ -398,8 +405,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
                   limit=args.limit, answer_k=args.answer_k)
     if args.split != "all" and args.squad is None:
         raise UserError("--split applies to --squad files only")
+    if args.questions is not None and args.squad is None:
+        raise UserError("--questions applies to --squad files only")
     if args.squad is not None:
-        report = evaluate.run_squad_eval(args.squad, split=args.split, **common)
+        report = evaluate.run_squad_eval(args.squad, split=args.split, questions=args.questions, **common)
     else:
         evaluate.load_gold(args.gold)  # a broken gold file fails before the slow index load
         # A stale index would score the wrong corpus.
@@ -443,15 +452,20 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
     out = args.out or SHIPPED_READER
     if args.init is not None and not (Path(args.init) / "adapter.safetensors").is_file():
         raise UserError(f"--init {args.init}: no reader adapter there (want a folder with adapter.safetensors)")
+    if args.reschedule and not args.resume:
+        raise UserError("--reschedule applies to --resume only")
     if args.checkpoint_minutes <= 0:
         raise UserError(f"--checkpoint-minutes must be positive, got {args.checkpoint_minutes}")
     config = TrainConfig(epochs=args.epochs, lr=args.lr, seed=args.seed, max_steps=args.max_steps, limit=args.limit,
                          init=str(args.init) if args.init is not None else None, listwise=args.listwise,
                          read_negatives=args.read_negatives, swaps=not args.no_swaps,
                          bf16=None if args.precision == "auto" else args.precision == "bf16")
+    from rag.reader.model import ReaderConfig
+
     try:
-        record = train(sources, out, config, progress=getattr(sys.stderr, "unescaped", sys.stderr),
-                       resume=args.resume, stop_after=args.stop_after, checkpoint_seconds=args.checkpoint_minutes * 60)
+        record = train(sources, out, config, ReaderConfig(layers=args.layers), progress=getattr(sys.stderr, "unescaped", sys.stderr),
+                       resume=args.resume, stop_after=args.stop_after, checkpoint_seconds=args.checkpoint_minutes * 60,
+                       reschedule=args.reschedule)
     except ResumeError as exc:
         raise UserError(str(exc)) from None
     if record.get("stopped"):

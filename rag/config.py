@@ -64,6 +64,7 @@ class AnswerConfig:
     reader_weights: dict[str, float] = field(default_factory=dict)
     reader_bias: float = 0.0
     reader_threshold: float = 0.5
+    reader_threshold_english: float | None = None  # an adapter that reads English questions: their own cut
 
     def __post_init__(self) -> None:
         if self.max_sentences < 1:
@@ -74,8 +75,10 @@ class AnswerConfig:
             raise ValueError(f"threshold must be within [0, 1], got {self.threshold}")
         if self.threshold_english is not None and not 0.0 <= self.threshold_english <= 1.0:
             raise ValueError(f"threshold_english must be within [0, 1], got {self.threshold_english}")
-        if not 0.0 <= self.reader_threshold <= 1.0:
-            raise ValueError(f"reader_threshold must be within [0, 1], got {self.reader_threshold}")
+        for name in ("reader_threshold", "reader_threshold_english"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be within [0, 1], got {value}")
         if self.mode not in ("reader", "extractive", "llm"):
             raise ValueError(f"answer mode must be 'reader', 'extractive' or 'llm', got {self.mode!r}")
         if self.read_sentences < 1:
@@ -84,6 +87,12 @@ class AnswerConfig:
     def picker_cut(self, english: bool) -> float:
         """Return the sentence picker's abstention cut for a question in English or not."""
         return self.threshold_english if english and self.threshold_english is not None else self.threshold
+
+    def reader_cut(self, english: bool) -> float:
+        """Return the reader's abstention cut for a question in English or not."""
+        if english and self.reader_threshold_english is not None:
+            return self.reader_threshold_english
+        return self.reader_threshold
 
 
 STORE_BACKENDS = ("faiss", "qdrant")

@@ -722,16 +722,18 @@ def run_squad_eval(
     embedder=None,
     settings: Settings | None = None,
     split: str = "all",
+    questions: Path | None = None,
 ) -> EvalReport:
     """Return the evaluation on a SQuAD-format file, indexing its paragraphs (the first `limit`) in a temporary folder.
 
     `split` "heldout" (or "train") asks only the questions of those articles (`rag.squad.split_of`),
-    while every paragraph stays in the index as a distractor.
+    while every paragraph stays in the index as a distractor. `questions` asks another file's questions
+    with the same ids (XQuAD English over its Chinese paragraphs; see `rag.squad.load_squad`).
     """
     from rag.embed import DEFAULT_MODEL, make_embedder
     from rag.squad import SQUAD_TYPE, load_squad
 
-    squad = load_squad(Path(squad_path), limit)
+    squad = load_squad(Path(squad_path), limit, questions)
     notes = []
     if limit is not None and limit < squad.total_paragraphs:
         notes.append(f"limited to the first {len(squad.paragraphs)} of {squad.total_paragraphs} paragraphs "
@@ -759,6 +761,7 @@ def run_squad_eval(
     report = dataclasses.replace(report, settings={
         **report.settings, "limit": limit, "paragraphs": len(squad.paragraphs), "index": "temporary", "split": split,
         "skipped_empty": squad.empty_questions, "skipped_unlocated": squad.unlocated,
+        "questions_from": str(questions) if questions is not None else None,
     })
     return write_report(report, out_dir) if out_dir is not None else report
 

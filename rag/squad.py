@@ -53,9 +53,15 @@ class SquadSet:
     total_paragraphs: int  # in the whole file, before any limit
 
 
-def load_squad(path: Path, limit: int | None = None) -> SquadSet:
-    """Return the paragraphs (the first `limit` of them, in file order) and their questions."""
+def load_squad(path: Path, limit: int | None = None, questions: Path | None = None) -> SquadSet:
+    """Return the paragraphs (the first `limit` of them, in file order) and their questions.
+
+    `questions`: another SQuAD-format file whose questions (matched by id) are asked instead, over
+    this file's paragraphs and answers (XQuAD's English questions over its Chinese paragraphs);
+    a question it lacks is skipped as empty.
+    """
     path = Path(path)
+    asked = _questions_by_id(Path(questions)) if questions is not None else None
     if limit is not None and limit <= 0:
         raise ValueError(f"limit must be positive, got {limit}")
     try:
@@ -89,7 +95,8 @@ def load_squad(path: Path, limit: int | None = None) -> SquadSet:
             name = files[context] = f"p{n:0{width}d}.txt"  # zero-padded so the folder lists in file order
             paragraphs.append(Paragraph(name, context))
         for m, qa in enumerate(qas, 1):
-            question = str(qa.get("question") or "").strip()
+            raw = qa.get("question") if asked is None else asked.get(str(qa.get("id")))
+            question = str(raw or "").strip()
             if not question:
                 empty += 1
                 continue
@@ -102,6 +109,21 @@ def load_squad(path: Path, limit: int | None = None) -> SquadSet:
             questions.append(SquadQuestion(str(qa.get("id") or f"{name}-{m}"), question, answers, name, evidence,
                                            splits[n - 1]))
     return SquadSet(path, tuple(paragraphs), tuple(questions), empty, unlocated, len(contexts))
+
+
+def _questions_by_id(path: Path) -> dict[str, str]:
+    """Return the questions of a SQuAD-format file by id."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            articles = json.load(f)["data"]
+        return {str(qa.get("id")): str(qa.get("question") or "") for article in articles
+                for paragraph in article["paragraphs"] for qa in paragraph.get("qas", [])}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"SQuAD file {path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SquadError(f"{path} is not JSON ({exc})") from exc
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise SquadError(f"{path} is not SQuAD format ({exc!r})") from exc
 
 
 def write_corpus(squad: SquadSet, folder: Path) -> Path:

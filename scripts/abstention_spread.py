@@ -39,7 +39,8 @@ def declined(w: np.ndarray, cut: float, x: np.ndarray) -> float:
 
 
 def evidence_of(answerer: Answerer, items: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    return reader_evidence(answerer, items, Retriever(answerer.index, answerer.retrieval))
+    x, y, _ = reader_evidence(answerer, items, Retriever(answerer.index, answerer.retrieval))
+    return x, y
 
 
 def main(argv: list[str]) -> int:

@@ -199,3 +199,49 @@ def test_an_english_cut_outside_0_to_1_is_refused():
     with pytest.raises(ValueError, match="threshold_english must be within"):
         AnswerConfig(threshold_english=1.5)
     assert AnswerConfig(threshold=0.2).picker_cut(english=True) == 0.2  # none fitted: the one cut serves both
+
+
+def _adapter_reading(languages, folder):
+    """A copy of the shipped adapter whose training record lists `languages`."""
+    import json
+    import shutil
+
+    from rag.paths import SHIPPED_READER
+
+    shutil.copytree(SHIPPED_READER, folder)
+    info = json.loads((folder / "reader.json").read_text(encoding="utf-8"))
+    info["training"]["languages"] = languages
+    (folder / "reader.json").write_text(json.dumps(info), encoding="utf-8")
+    return folder
+
+
+ENGLISH_FUND = "How large is the Chongqing artificial intelligence industry fund?"
+
+
+def test_an_english_question_goes_to_the_reader_only_when_its_adapter_learned_english(seed_index, tmp_path):
+    from dataclasses import replace
+
+    from rag.config import load_settings
+    from rag.reader.reader import Reader
+
+    settings = load_settings()
+    open_cuts = replace(settings, answer=replace(settings.answer, mode="reader", threshold=0.0, threshold_english=0.0,
+                                                 reader_threshold=0.0, reader_threshold_english=0.0))
+    chinese_only = Reader(_adapter_reading(["zh"], tmp_path / "zh"))
+    both = Reader(_adapter_reading(["en", "zh"], tmp_path / "en-zh"))
+    assert not chinese_only.reads_english and both.reads_english
+    assert Answerer(seed_index, settings=open_cuts, reader=chinese_only).run(ENGLISH_FUND).mode.value == "extractive"
+    answer = Answerer(seed_index, settings=open_cuts, reader=both).run(ENGLISH_FUND)
+    assert answer.mode.value == "reader" and answer.citations
+    # Its English questions are held to the reader's English cut, its Chinese ones to the other.
+    strict_english = replace(open_cuts, answer=replace(open_cuts.answer, reader_threshold_english=1.0))
+    answerer = Answerer(seed_index, settings=strict_english, reader=both)
+    assert answerer.run(ENGLISH_FUND).abstained and answerer.run(ENGLISH_FUND).mode.value == "reader"
+    assert not answerer.run("重庆人工智能产业基金规模有多大？").abstained
+
+
+def test_a_reader_english_cut_outside_0_to_1_is_refused():
+    from rag.config import AnswerConfig
+
+    with pytest.raises(ValueError, match="reader_threshold_english must be within"):
+        AnswerConfig(reader_threshold_english=-0.1)

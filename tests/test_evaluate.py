@@ -279,6 +279,21 @@ def test_a_repeated_squad_paragraph_is_one_document_its_questions_share(tmp_path
     assert [q.file for q in squad.questions] == ["p00001.txt", "p00001.txt"]
 
 
+def test_load_squad_can_ask_another_files_questions_by_id(tmp_path) -> None:
+    # XQuAD: the English questions (same ids) over the Chinese paragraphs and answers.
+    path = _write_squad(tmp_path / "tiny.json")
+    english = {"T0-0": "How long is the Jialing River?", "T2-0": "What is the hotpot base made of?"}
+    other = {"data": [{"title": "x", "paragraphs": [{"context": "...", "qas": [
+        {"id": i, "question": q, "answers": [{"text": "...", "answer_start": 0}]} for i, q in english.items()]}]}]}
+    (tmp_path / "en.json").write_text(json.dumps(other), encoding="utf-8")
+    squad = load_squad(path, questions=tmp_path / "en.json")
+    assert {q.id: q.question for q in squad.questions} == english
+    assert {q.id: q.answers for q in squad.questions} == {"T0-0": ("1120公里",), "T2-0": ("牛油和辣椒",)}
+    assert squad.empty_questions == 4  # the ids the other file does not ask (and the empty one)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_squad(path, questions=tmp_path / "missing.json")
+
+
 def test_load_squad_rejects_other_json(tmp_path) -> None:
     path = tmp_path / "other.json"
     path.write_text('{"rows": []}', encoding="utf-8")

@@ -1,5 +1,6 @@
 """The trained reader: tokens with offsets, training data, a short training run, save/load, and its answers."""
 
+from dataclasses import replace
 import json
 
 import numpy as np
@@ -468,3 +469,49 @@ def test_sources_pick_their_articles_and_can_take_questions_from_another_file(tm
     assert {i.question for i in paired} == {"How large is the fund?"}
     assert {i.answers for i in paired} == {("200亿元",)}
     assert Source.parse(f"{en}@{zh}:dev") == Source(zh, "dev", en)
+
+
+def test_an_adapter_records_the_languages_of_its_questions(tmp_path):
+    from rag.reader.data import Source
+    from rag.reader.reader import Reader
+    from rag.reader.train import TrainConfig, train
+
+    zh, en = tmp_path / "zh.json", tmp_path / "en.json"
+    titles = [f"文章{n}" for n in range(6)]
+    zh.write_text(json.dumps(_squad([(t, CONTEXT_A, [("基金总规模是多少？", "200亿元")]) for t in titles]),
+                  ensure_ascii=False), encoding="utf-8")
+    en.write_text(json.dumps(_squad([(t, "x", [("How large is the fund in all?", "x")]) for t in titles])),
+                  encoding="utf-8")
+    chinese = train([Source(zh, "train")], tmp_path / "zh-reader", TrainConfig(max_steps=1, tokens_per_batch=1024,
+                                                                              bf16=False), progress=None)
+    assert chinese["languages"] == ["zh"] and not Reader(tmp_path / "zh-reader").reads_english
+    both = train([Source(zh, "train"), Source(zh, "train", en)], tmp_path / "en-reader",
+                 TrainConfig(max_steps=1, tokens_per_batch=1024, bf16=False), progress=None)
+    assert both["languages"] == ["en", "zh"] and Reader(tmp_path / "en-reader").reads_english
+
+
+def test_a_stopped_run_can_resume_on_a_shorter_schedule_and_says_so(tiny_squad, tmp_path):
+    from rag.reader.train import ResumeError, TrainConfig, train
+
+    long = TrainConfig(epochs=2, tokens_per_batch=1024, bf16=False)
+    train([tiny_squad], tmp_path / "r", long, progress=None, stop_after=2)
+    short = replace(long, max_steps=3)
+    with pytest.raises(ResumeError, match="differs in: max_steps"):
+        train([tiny_squad], tmp_path / "r", short, progress=None, resume=True)
+    record = train([tiny_squad], tmp_path / "r", short, progress=None, resume=True, reschedule=True)
+    assert record["steps"] == 3 and record["rescheduled"] == {"at_step": 2, "from": {"epochs": 2, "max_steps": None}}
+    assert (tmp_path / "r" / "adapter.safetensors").is_file()
+
+
+def test_a_reader_on_the_first_layers_only_trains_saves_and_loads_shallower(tiny_squad, tmp_path):
+    from rag.reader.model import ReaderConfig, ReaderModel
+    from rag.reader.train import TrainConfig, train
+
+    out = tmp_path / "six"
+    train([tiny_squad], out, TrainConfig(max_steps=1, tokens_per_batch=1024, bf16=False), ReaderConfig(layers=6),
+          progress=None)
+    model = ReaderModel.load(out, bf16=False)
+    assert model.config.layers == 6 and len(model.net.encoder.qkv) == 6
+    assert json.loads((out / "reader.json").read_text(encoding="utf-8"))["layers"] == 6
+    with pytest.raises(ValueError, match="layers must be within 1..12"):
+        ReaderModel.create(ReaderConfig(layers=13))

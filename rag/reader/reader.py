@@ -35,6 +35,15 @@ class Reader:
             return False
         return True
 
+    @functools.cached_property
+    def reads_english(self) -> bool:
+        """True when the adapter was trained on English questions too (its training record lists "en")."""
+        try:
+            info = json.loads((self.folder / CONFIG_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return "en" in (info.get("training") or {}).get("languages", ())
+
     @property
     def model(self) -> ReaderModel:
         """The loaded reader (LoRA merged, bf16 when the CPU has it), loaded on first use."""
@@ -82,7 +91,8 @@ def read_abstention(folder: Path) -> dict:
         data = json.loads((Path(folder) / ABSTENTION_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return {k: data[k] for k in ("weights", "bias", "threshold") if k in data} if isinstance(data, dict) else {}
+    keys = ("weights", "bias", "threshold", "threshold_english")
+    return {k: data[k] for k in keys if k in data and data[k] is not None} if isinstance(data, dict) else {}
 
 
 def write_abstention(folder: Path, model: dict) -> Path:

@@ -32,6 +32,7 @@ from rag.reader.data import Example, Source, make_examples
 from rag.reader.model import ReaderConfig, ReaderModel
 from rag.reader.reader import ABSTENTION_FILE
 from rag.reader.windows import Window, encode, question_ids, token_targets
+from rag.text import is_english
 
 
 @dataclass(frozen=True)
@@ -152,13 +153,16 @@ class ResumeError(ValueError):
 
 def train(paths: list[Source | Path], out: Path, config: TrainConfig = TrainConfig(),
           reader: ReaderConfig = ReaderConfig(), progress: TextIO | None = sys.stderr,
-          resume: bool = False, stop_after: int | None = None, checkpoint_seconds: float = 600.0) -> dict:
+          resume: bool = False, stop_after: int | None = None, checkpoint_seconds: float = 600.0,
+          reschedule: bool = False) -> dict:
     """Train a reader on the training articles of `paths`, save it to `out`, and return its training record.
 
     `progress` is the stream the progress bar redraws itself on (None: no bar). A checkpoint is written
     every `checkpoint_seconds` to `checkpoint_folder(out)`; `resume` continues from it. `stop_after`
     stops after that many steps in all, checkpointed, without saving an adapter (the record says
     "stopped"): the schedule is the whole run's, so resuming ends where an unbroken run would.
+    `reschedule` resumes with another length (`epochs`, `max_steps`): the learning rate then decays
+    from where it is to zero at the new end; not bit for bit what any unbroken run does, and recorded.
     """
     import torch
     from tqdm import tqdm
@@ -169,7 +173,7 @@ def train(paths: list[Source | Path], out: Path, config: TrainConfig = TrainConf
         config = replace(config, bf16=has_bf16())
     sources = [p if isinstance(p, Source) else Source(Path(p)) for p in paths]
     identity = {"train": asdict(config), "reader": asdict(reader), "files": [_describe(s) for s in sources]}
-    saved = _load_checkpoint(torch, checkpoint_folder(out), identity) if resume else None
+    saved = _load_checkpoint(torch, checkpoint_folder(out), identity, reschedule) if resume else None
     random.seed(config.seed)
     np.random.seed(config.seed)
     if config.init:
@@ -256,9 +260,14 @@ def train(paths: list[Source | Path], out: Path, config: TrainConfig = TrainConf
         "seconds": round(spent + time.time() - began, 1),
         "final_loss": round(float(np.mean(losses[-50:])), 4),
         "files": [s.name for s in sources],
+        # Which questions' languages it learned: an adapter that saw English questions reads them.
+        "languages": sorted({"en" if is_english(e.question) else "zh" for e in examples}),
     }
     if saved is not None:
         record["resumed"] = True
+        if saved["identity"] != identity:
+            record["rescheduled"] = {"at_step": saved["step"], "from": {k: saved["identity"]["train"].get(k)
+                                                                     for k in RESCHEDULABLE}}
     if step < total:
         save_checkpoint()
         return {**record, "stopped": True, "total_steps": total}
@@ -289,8 +298,12 @@ def _save_checkpoint(torch, folder: Path, state: dict) -> None:
     os.replace(tmp, folder / CHECKPOINT_FILE)
 
 
-def _load_checkpoint(torch, folder: Path, identity: dict) -> dict:
-    """Return the checkpoint in `folder` if the same run (config, reader shape, files) wrote it."""
+RESCHEDULABLE = ("epochs", "max_steps")
+
+
+def _load_checkpoint(torch, folder: Path, identity: dict, reschedule: bool = False) -> dict:
+    """Return the checkpoint in `folder` if the same run (config, reader shape, files) wrote it
+    (with `reschedule`, one that may differ in its length)."""
     path = folder / CHECKPOINT_FILE
     if not path.is_file():
         raise ResumeError(f"nothing to resume: no checkpoint at {path}")
@@ -298,7 +311,12 @@ def _load_checkpoint(torch, folder: Path, identity: dict) -> dict:
         saved = torch.load(path, weights_only=False)
     except Exception as exc:  # torch raises many kinds for a damaged file
         raise ResumeError(f"the checkpoint {path} cannot be read ({type(exc).__name__}: {exc})") from exc
-    if saved.get("identity") != identity:
+    def comparable(ident: dict) -> dict:
+        if not reschedule:
+            return ident
+        return {**ident, "train": {k: v for k, v in ident.get("train", {}).items() if k not in RESCHEDULABLE}}
+
+    if comparable(saved.get("identity", {})) != comparable(identity):
         theirs, ours = saved.get("identity", {}), identity
         differ = sorted(k for k in set(theirs.get("train", {})) | set(ours["train"])
                         if theirs.get("train", {}).get(k) != ours["train"].get(k))
