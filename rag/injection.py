@@ -2,8 +2,9 @@
 
 Used by the LLM answerer (such sentences are removed before the prompt is built, and numbers only
 they contain count as unsupported) and by the extractive answerers (such sentences are never quoted).
-Matching runs on a normalized form so that spacing, zero-width characters, full-width letters and
-Traditional characters do not hide a phrase; detection is by structure (an order aimed at the model,
+Matching runs on a normalized form so that spacing, invisible characters (every Unicode format
+character, variation selectors, tags, the soft hyphen), full-width letters, Cyrillic or Greek look-alike
+letters and Traditional characters do not hide a phrase; detection is by structure (an order aimed at the model,
 a role marker, an address to an AI), not by a list of whole phrases.
 """
 
@@ -14,7 +15,16 @@ import unicodedata
 
 from rag import text as textmod
 
-_ZERO_WIDTH = re.compile("[\u200b-\u200d\u2060\ufeff]")
+# Characters that render as nothing but are not category Cf (which is removed as a whole, U+00AD, U+180E,
+# U+2063, U+E0020 and bidirectional controls included): the combining grapheme joiner, variation
+# selectors, Mongolian free variation selectors, Hangul fillers and Khmer inherent vowels.
+_INVISIBLE = re.compile("[\u034f\ufe00-\ufe0f\U000e0100-\U000e01ef\u180b-\u180d\u180f"
+                        "\u115f\u1160\u3164\uffa0\u17b4\u17b5]")
+# Cyrillic and Greek letters drawn like Latin ones ("іgnore" with a Cyrillic і); NFKC keeps them apart.
+_CONFUSABLES = str.maketrans(
+    "аеорсухіјѕԁԛԝһкмнтвАВЕКМНОРСТХУІЈЅαβεικνορτυχΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",
+    "aeopcyxijsdqwhkmhtbABEKMHOPCTXYIJSabeiknoptuxABEZHIKMNOPTYX",
+)
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 # Whitespace between two CJK characters (or CJK and CJK punctuation) carries no meaning in Chinese.
 _CJK_GAP = re.compile(rf"(?<=[{_CJK}\u3000-\u303f\uff00-\uffef])\s+(?=[{_CJK}\u3000-\u303f\uff00-\uffef])")
@@ -45,8 +55,11 @@ _INSTRUCTION = re.compile("|".join(f"(?:{p})" for p in _PATTERNS), re.I)
 
 
 def matching_form(sentence: str) -> str:
-    """Return `sentence` as matched for instructions: NFKC, zero-width and CJK spacing removed, Simplified, lower case."""
-    folded = _ZERO_WIDTH.sub("", unicodedata.normalize("NFKC", sentence))
+    """Return `sentence` as matched for instructions: NFKC, invisible characters and CJK spacing removed,
+    look-alike letters folded to Latin, Simplified, lower case."""
+    folded = unicodedata.normalize("NFKC", sentence)
+    folded = "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
+    folded = _INVISIBLE.sub("", folded).translate(_CONFUSABLES)
     folded = _CJK_GAP.sub("", folded)
     return textmod.to_simplified(folded).lower()
 
