@@ -127,11 +127,17 @@ class LLMAnswerer:
         except openai.APITimeoutError as exc:
             raise LLMUnavailable(f"timed out after {self.config.timeout:.0f} s") from exc
         except openai.APIConnectionError as exc:
+            if call is not None and call.answering:
+                raise LLMUnavailable("the connection closed in the middle of the answer") from exc
             raise LLMUnavailable(f"cannot reach {self.config.base_url}") from exc
         except openai.APIStatusError as exc:
             raise LLMUnavailable(f"the server answered HTTP {exc.status_code}") from exc
         except openai.OpenAIError as exc:
             raise LLMUnavailable(str(exc) or exc.__class__.__name__) from exc
+        except ValueError as exc:  # an event that is not JSON (json.JSONDecodeError) or not a chunk
+            raise LLMUnavailable(f"the server sent a malformed stream ({exc.__class__.__name__})") from exc
+        except Exception as exc:  # whatever else a broken stream raises is a fault of the server, not a crash
+            raise LLMUnavailable(f"the stream failed ({exc.__class__.__name__})") from exc
         finally:
             if call is not None:
                 call.cancel()
@@ -217,6 +223,7 @@ class _StreamingCall:
         self._cancelled = threading.Event()
         self._lock = threading.Lock()
         self._response = None
+        self.answering = False  # the server has answered with a stream: a later connection error is a cut
         threading.Thread(target=self._run, args=(client, request), name="llm-stream", daemon=True).start()
 
     def _run(self, client, request: dict) -> None:
@@ -224,15 +231,26 @@ class _StreamingCall:
             response = client.chat.completions.create(**request)
             with self._lock:
                 self._response = response
+            self.answering = True
             if self._cancelled.is_set():
                 return
+            finish = None
             for event in response:
                 if self._cancelled.is_set():
                     return
                 delta = (event.choices[0].delta.content or "") if event.choices else ""
                 if delta:
                     self._queue.put(delta)
-            self._queue.put(_DONE)
+                if event.choices and event.choices[0].finish_reason:
+                    finish = event.choices[0].finish_reason
+            # A body that ends without a finish_reason was cut (the openai client reads to the close
+            # whether or not `[DONE]` came): half an answer must not pass as a whole one.
+            if finish is None:
+                self._queue.put(LLMUnavailable("the stream ended before the answer was complete"))
+            elif finish == "length":
+                self._queue.put(LLMUnavailable("the answer was cut off at the server's length limit"))
+            else:
+                self._queue.put(_DONE)
         except BaseException as exc:  # handed to the caller, which maps it to LLMUnavailable
             self._queue.put(exc)
         finally:

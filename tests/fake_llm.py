@@ -15,10 +15,16 @@ class FakeChatServer:
     Keep-alive mode: with `ping_every`, the server fills the delay before the text, and `hang` seconds
     after it (before `[DONE]`), with SSE comments (`: ping`), as proxies and some servers do; each one
     resets a per-read socket timeout, so only a wall-clock deadline ends such a call.
+
+    Faults (`fault`): "bad_json" sends an event that is not JSON halfway through the text; "truncated"
+    ends the body after half the text (no finish_reason, no `[DONE]`); "closed" drops the connection
+    inside a chunk of a chunked body, as a crashing server or a cut network does.
     """
 
     def __init__(self, reply: Callable[[dict], tuple[int, str, float]], ping_every: float | None = None,
-                 hang: float = 0.0) -> None:
+                 hang: float = 0.0, fault: str | None = None) -> None:
+        if fault not in (None, "bad_json", "truncated", "closed"):
+            raise ValueError(f"unknown fault {fault!r}")
         self.reply = reply
         self.requests: list[dict] = []
         self.pings = 0
@@ -53,20 +59,42 @@ class FakeChatServer:
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
+                if fault == "closed":
+                    self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
+
+                def send(data: bytes) -> None:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if fault == "closed" else data)
+                    self.wfile.flush()
+
+                def event(delta: dict, finish: str | None) -> bytes:
+                    chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
+                             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+                    return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode()
+
                 try:
                     wait(self, delay)
                     for i in range(0, len(text), 4):  # stream a few characters per event
-                        chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
-                                 "choices": [{"index": 0, "delta": {"content": text[i : i + 4]}, "finish_reason": None}]}
-                        self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
-                        self.wfile.flush()
+                        if fault and i >= len(text) // 2:
+                            if fault == "bad_json":
+                                send(b"data: {'choices': [oops\n\n")
+                                continue
+                            if fault == "closed":  # a chunk announced longer than what follows
+                                self.wfile.write(b"400\r\ndata: {\"id\"")
+                                self.wfile.flush()
+                            self.close_connection = True
+                            return
+                        send(event({"content": text[i : i + 4]}, None))
                     wait(self, hang)
-                    self.wfile.write(b"data: [DONE]\n\n")
-                    self.wfile.flush()
+                    send(event({}, "stop"))
+                    send(b"data: [DONE]\n\n")
+                    if fault == "closed":
+                        self.wfile.write(b"0\r\n\r\n")
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
+        if fault == "closed":
+            Handler.protocol_version = "HTTP/1.1"  # chunked bodies need HTTP/1.1
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"

@@ -69,6 +69,23 @@ def test_failures_fall_back_to_the_extractive_answer(seed_index, failure):
     assert any("extractive answer shown" in note for note in answer.notes)
 
 
+@pytest.mark.parametrize(("fault", "named"), [
+    ("bad_json", "malformed stream (JSONDecodeError)"),
+    ("truncated", "stream ended before the answer was complete"),
+    ("closed", "connection closed in the middle of the answer"),
+])
+def test_a_broken_stream_falls_back_with_a_note_naming_the_fault(seed_index, fault, named):
+    def reply(request):
+        return 200, f"重庆人工智能产业基金规模为9999亿元，由市区联动设立，投向算力与模型[{_cite(request, '200亿元')}]。", 0.0
+
+    with FakeChatServer(reply, fault=fault) as server:
+        items = list(_answerer(seed_index, server.url).stream(QUESTION, answer_mode="llm"))
+    answer = items[-1]
+    assert answer.mode.value == "reader" and "200亿元" in answer.text and "9999" not in answer.text
+    assert any(named in note and "extractive answer shown" in note for note in answer.notes)
+    assert "cannot reach" not in " ".join(answer.notes)
+
+
 def test_unconfigured_llm_falls_back_with_a_note(seed_index):
     answer = Answerer(seed_index, settings=Settings()).run(QUESTION, answer_mode="llm")
     assert answer.mode.value == "reader" and "no LLM is configured" in answer.notes[0]
