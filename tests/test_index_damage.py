@@ -106,6 +106,15 @@ def test_load_index_refuses_damage_with_a_clear_message(case, index_copy, embedd
         load_index(index_copy, embedder)
 
 
+@pytest.mark.parametrize("case", [c for c in CASES if c.startswith(("unit_vectors.npy", "vectors.faiss"))])
+def test_the_message_names_the_damaged_store_file(case, index_copy, embedder):
+    _damage(index_copy, case)
+    other = "vectors.faiss" if case.startswith("unit_vectors.npy") else "unit_vectors.npy"
+    with pytest.raises(IndexProblem) as caught:
+        load_index(index_copy, embedder)
+    assert f"({CASES[case][0]}:" in str(caught.value) and f"({other}:" not in str(caught.value)
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_rag_ask_prints_one_line_for_damage(case, docs_copy, index_copy, quick_embedder, capsys):
     from rag.cli import main

@@ -15,7 +15,7 @@ from rag.index.manifest import (FORMAT_VERSION, IndexProblem, check_manifest, cu
                                 strict_int)
 from rag.index.stores import DenseStore, KeywordStore
 from rag.index.stores.bm25 import BM25Index
-from rag.index.stores.faiss import load_store
+from rag.index.stores.faiss import VECTORS_FILE, DamagedStoreFile, load_store
 from rag.types import Chunk, Document, Region
 
 
@@ -116,11 +116,11 @@ def _open_stores(index_dir: Path, build: Path, manifest: dict, chunks: list[Chun
                                                  manifest["dense"]["kind"], len(chunks))
             _check_dense(dense, manifest)
         return dense, keywords
-    with _reading(index_dir, "vectors.faiss"):
+    with _reading(index_dir, VECTORS_FILE):
         try:
             dense = load_store(build, manifest["dense"]["kind"])
-        except RuntimeError as exc:  # FAISS's own message is a C++ stack position
-            raise ValueError("FAISS cannot read it") from exc
+        except DamagedStoreFile as exc:  # the message names the file that is damaged, not always vectors.faiss
+            raise damaged(index_dir, f"{exc.file}: {' '.join(str(exc).split())[:160]}") from exc
         _check_dense(dense, manifest)
     with _reading(index_dir, "bm25"):
         keywords = BM25Index.load(build, len(chunks))

@@ -101,16 +101,30 @@ def build_store(vectors: np.ndarray, kind: str = "flat", seed: int = 0) -> Faiss
     return FaissStore(index, kind, vectors)
 
 
+class DamagedStoreFile(ValueError):
+    """A file of the store cannot be read or disagrees with the other; `file` names it."""
+
+    def __init__(self, file: str, detail: str) -> None:
+        super().__init__(detail)
+        self.file = file
+
+
 def load_store(folder: Path, kind: str) -> FaissStore:
-    """Return the store saved in `folder`; raise ValueError when its two files disagree."""
+    """Return the store saved in `folder`; raise DamagedStoreFile naming the file that is unreadable or wrong."""
     if kind not in DENSE_KINDS:
         raise ValueError(f"unknown dense index kind {kind!r}: use one of {', '.join(DENSE_KINDS)}")
-    index = _faiss().read_index(str(Path(folder) / VECTORS_FILE))
+    try:
+        index = _faiss().read_index(str(Path(folder) / VECTORS_FILE))
+    except RuntimeError as exc:  # FAISS's own message is a C++ stack position
+        raise DamagedStoreFile(VECTORS_FILE, "FAISS cannot read it") from exc
     _tune(index, kind)
-    vectors = np.load(Path(folder) / UNIT_VECTORS_FILE, mmap_mode="r", allow_pickle=False)
+    try:
+        vectors = np.load(Path(folder) / UNIT_VECTORS_FILE, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:  # bytes on disk can break numpy's reader in any way
+        raise DamagedStoreFile(UNIT_VECTORS_FILE, str(exc) or type(exc).__name__) from exc
     if vectors.shape != (index.ntotal, index.d) or vectors.dtype != np.float32:
-        raise ValueError(f"{UNIT_VECTORS_FILE} has shape {vectors.shape} {vectors.dtype}, "
-                         f"not ({index.ntotal}, {index.d}) float32")
+        raise DamagedStoreFile(UNIT_VECTORS_FILE, f"shape {vectors.shape} {vectors.dtype}, "
+                               f"not ({index.ntotal}, {index.d}) float32 as in {VECTORS_FILE}")
     return FaissStore(index, kind, vectors)
 
 
