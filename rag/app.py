@@ -30,7 +30,7 @@ from rag.reader.reader import Reader
 from rag.config import Settings, load_settings
 from rag.freshness import FreshnessCheck
 from rag.index import IndexProblem
-from rag.ocr import LOW_CONFIDENCE
+from rag.convert.ocr import LOW_CONFIDENCE
 from rag.kb import CONVERTED_SUFFIXES, MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, KnowledgeBase, UploadError
 from rag.llm import Discard
 from rag.retrieve import QuestionError, check_question
