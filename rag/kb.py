@@ -203,7 +203,7 @@ class KnowledgeBase:
             for doc in index.documents.values()
         ]
         for file, reason in index.manifest.get("skipped", {}).items():
-            rows.append(DocumentRow(file, file, None, 0, self._added(file), note=f"未索引：{reason}"))
+            rows.append(DocumentRow(file, file, None, 0, self._added(file), note=f"未索引：{skip_reason(reason)}"))
         return sorted(rows, key=lambda r: r.file)
 
     def _added(self, file: str) -> str:
@@ -327,6 +327,18 @@ def _ready(index: Index) -> Index:
     so the first English question after an upload or rebuild does not wait for it."""
     glossary_for(index.keywords)
     return index
+
+
+# The reasons `rag index` gives in English, as the (Chinese) page names them.
+_SKIP_REASONS = {"unsupported type": "不支持的文件类型", "too large": "超出上限", "damaged": "无法读取",
+                 "encrypted": "已加密", "empty": "没有文字", "timed out": "转换超时",
+                 "needs OCR, not installed": "需要 OCR 组件"}
+
+
+def skip_reason(reason: str) -> str:
+    """Return why a file was not indexed, in Chinese: "超出上限（big.txt 有 30.0 MB…）"."""
+    kind, _, detail = reason.partition(": ")
+    return f"{_SKIP_REASONS[kind]}（{detail}）" if kind in _SKIP_REASONS and detail else reason
 
 
 def document_note(doc: Document) -> str:

@@ -244,3 +244,10 @@ def test_bench_ingest_measures_a_rebuild_after_one_edit(tmp_path):
     result = folder_conversion(docs, tmp_path / "converted", docs / "码头.csv")
     assert (result["files"], result["converted_first"], result["converted_rebuild"]) == (3, 2, 1)
     assert result["first_s"] >= 0 and result["rebuild_share"] >= 0
+
+
+def test_the_knowledge_base_names_skipped_files_in_chinese():
+    from rag.kb import skip_reason
+
+    assert skip_reason("unsupported type: .pptx") == "不支持的文件类型（.pptx）"
+    assert skip_reason("same text as a.txt") == "same text as a.txt"
