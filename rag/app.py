@@ -30,7 +30,7 @@ from rag.reader.reader import Reader
 from rag.config import Settings, load_settings
 from rag.freshness import FreshnessCheck
 from rag.index import IndexProblem
-from rag.ocr import LOW_CONFIDENCE
+from rag.convert.ocr import LOW_CONFIDENCE
 from rag.kb import CONVERTED_SUFFIXES, MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, KnowledgeBase, UploadError
 from rag.llm import Discard
 from rag.retrieve import QuestionError, check_question
@@ -1240,6 +1240,12 @@ def _progress(progress) -> Callable[[str, int, int], None]:
     def update(stage: str, done: int, total: int) -> None:
         if stage.startswith("OCR"):  # a scan read page by page before anything is embedded
             progress((done, max(done, total, 1)), desc=f"{stage}识别中（{done}/{total}页）")
+            return
+        if stage.startswith("convert "):  # a folder's file converted by a rebuild: file i of n
+            progress((done, max(total, 1)), desc=f"转换 {stage[len('convert '):]}（第{done + 1}/{total}个文件）")
+            return
+        if ": OCR" in stage:  # "name: OCR 第2页" from a folder's scan
+            progress((done, max(done, total, 1)), desc=f"{stage.replace(': ', '：')}识别中（{done}/{total}页）")
             return
         if stage == "embed":  # counts only the text not yet in the cache, batch by batch
             if total:

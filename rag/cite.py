@@ -8,7 +8,7 @@ from __future__ import annotations
 import bisect
 
 from rag.index import Index
-from rag.tables import CELL_SEPARATOR, ROW_SEPARATOR
+from rag.convert.tables import CELL_SEPARATOR, ROW_SEPARATOR
 from rag.types import Chunk, Citation, Document, Hit
 
 

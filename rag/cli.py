@@ -251,6 +251,12 @@ def _progress_bar():
         # (passages and sentences) not yet in the cache, advancing after each batch.
         if stage in ("read", "bm25", "save", "load") or (stage == "embed" and total == 0 and stage not in bars):
             return
+        if stage.startswith("convert "):  # file i of n; OCR pages are said by the converter, page j of m
+            print(f"converting {stage[len('convert '):]} (file {done + 1} of {total})",
+                  file=getattr(sys.stderr, "unescaped", sys.stderr), flush=True)
+            return
+        if ": " in stage:
+            return
         bar = bars.get(stage)
         if bar is None:
             desc, unit = ("embedding new text", "text") if stage == "embed" else (stage, "question")
@@ -261,6 +267,23 @@ def _progress_bar():
             bar.close()
 
     return update
+
+
+def file_account(report) -> list[str]:
+    """Return one line per kind of outcome of a build: indexed, converted, unchanged, skipped for each reason."""
+    converted = set(report.converted)
+    unchanged = [f for f in report.files if f not in converted]
+    lines = [f"indexed: {len(report.files)} files"]
+    if report.converted:
+        lines.append(f"converted: {len(report.converted)} ({', '.join(report.converted)})")
+    lines.append(f"unchanged: {len(unchanged)} (no conversion needed)")
+    reasons: dict[str, list[str]] = {}
+    for name, reason in report.skipped:
+        kind, _, detail = reason.partition(": ")
+        reasons.setdefault(kind if detail else "skipped", []).append(f"{name} ({detail or reason})")
+    for kind, names in reasons.items():
+        lines.append(f"skipped, {kind}: {len(names)} ({'; '.join(names)})")
+    return lines
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -276,8 +299,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         store = replace(store, backend=args.store)
     embedder = make_embedder(args.model or DEFAULT_MODEL)
     report = build_index(args.docs, args.index, embedder, progress=_progress_bar(), store=store)
-    for name, reason in report.skipped:
-        print(f"skipped {name}: {reason}", file=sys.stderr)
+    for line in file_account(report):
+        print(line, file=sys.stderr)
     print(
         f"indexed {report.documents} documents into {report.chunks} chunks; {report.units} passages and "
         f"sentences embedded ({report.embedded} new, {report.cached} from cache) in {report.seconds:.1f} s "

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.load import TEXT_SUFFIXES, file_digest, meta_path
+from rag.load import document_files, file_digest, meta_path
 
 # Checks closer together than this return the previous result (a page may ask on every event).
 MIN_INTERVAL = 2.0
@@ -70,10 +70,10 @@ class FreshnessCheck:
         current: dict[str, str] = {}
         seen: dict[str, tuple] = {}
         try:
-            paths = [p for p in self.docs_dir.iterdir() if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES]
+            paths = document_files(self.docs_dir)
         except OSError:
-            paths = []
-        for path in paths:
+            paths = {}
+        for name, path in paths.items():
             try:
                 stat = path.stat()
                 # A converted document is indexed under its text and its .meta.json together.
@@ -81,15 +81,17 @@ class FreshnessCheck:
                 meta_stat = meta.stat() if meta.is_file() else None
                 signature = (stat.st_size, stat.st_mtime_ns) + ((meta_stat.st_size, meta_stat.st_mtime_ns)
                                                                 if meta_stat else ())
-                known = self._seen.get(path.name)
+                known = self._seen.get(name)
                 if known is not None and known[:-1] == signature:
                     digest = known[-1]
-                else:  # new or touched since last seen: the only files hashed
+                elif name not in indexed:  # a new or skipped file needs only to be there
+                    digest = ""
+                else:  # touched since last seen: the only files hashed
                     digest = file_digest(path)
             except OSError:
                 continue  # removed while listing
-            seen[path.name] = (*signature, digest)
-            current[path.name] = digest
+            seen[name] = (*signature, digest)
+            current[name] = digest
         self._seen = seen
         changed = sorted(n for n in indexed if n in current and current[n] != indexed[n])
         added = sorted(n for n in current if n not in indexed and n not in skipped)

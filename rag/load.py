@@ -1,4 +1,4 @@
-"""Read a folder of documents, decoding Chinese encodings correctly, into `Document`s."""
+"""Read a folder of documents into `Document`s: text files decoded (Chinese encodings), others through `rag.convert`."""
 
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ class LoadResult:
     """Documents read from a folder, and the files skipped with the reason."""
 
     documents: tuple[Document, ...]
-    skipped: tuple[tuple[str, str], ...]
+    skipped: tuple[tuple[str, str], ...]  # (file, "reason: detail"), the reason one of rag.convert.limits' kinds
+    converted: tuple[str, ...] = ()  # files converted by this load (not taken from the conversion cache)
 
 
 def decode(data: bytes) -> tuple[str, str]:
@@ -173,18 +174,22 @@ def load_file(path: Path, name: str | None = None) -> Document:
     data = path.read_bytes()
     original, encoding = decode(data)
     original = original.replace("\r\n", "\n").replace("\r", "\n")
-    meta = read_meta(path, len(original))
+    return make_document(original, name or path.name, read_meta(path, len(original)), file_digest(path), encoding)
+
+
+def make_document(original: str, name: str, meta: dict, sha256: str, encoding: str = "utf-8") -> Document:
+    """Return the `Document` of a file's text (`meta`: title, date, source, regions, notes), cleaned and dated."""
     regions = meta.get("regions", ())
     pages = [(r.start, r.end) for r in regions if r.kind == "page"]
     text, offsets = clean(original, drop=running_lines(original, pages))
-    name = name or path.name
     date = meta.get("date")
+    stem = name.rsplit(".", 1)[0] if "." in Path(name).name else name
     return Document(
-        id=Path(name).stem,
+        id=stem,
         file=name,
         title=meta.get("title") or find_title(text) or Path(name).stem,
         date=date if isinstance(date, str) and _DAY.fullmatch(date) else find_date(text),
-        sha256=file_digest(path),
+        sha256=sha256,
         encoding=encoding,
         original=original,
         text=text,
@@ -195,29 +200,73 @@ def load_file(path: Path, name: str | None = None) -> Document:
     )
 
 
-def load_folder(folder: Path) -> LoadResult:
-    """Return every readable .txt/.md document of `folder`; unreadable files are skipped with a warning."""
+def document_files(folder: Path) -> dict[str, Path]:
+    """Return every file of `folder` and its subfolders by relative name ("年报/2025.pdf"), sorted.
+
+    Hidden files and folders (uploads in progress, deleted leftovers) and the `.meta.json` beside a
+    converted upload are not documents.
+    """
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"documents folder {folder} does not exist; create it and put .txt or .md files in it")
-    paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
-    if not paths:
+        return {}
+    files = {}
+    for path in folder.rglob("*"):
+        relative = path.relative_to(folder)
+        if any(part.startswith(".") for part in relative.parts) or path.name.endswith(META_SUFFIX):
+            continue
+        if path.is_file():
+            files[relative.as_posix()] = path
+    return dict(sorted(files.items()))
+
+
+def load_folder(folder: Path, cache=None, progress=None) -> LoadResult:
+    """Return every document of `folder` (recursively), converted through `rag.convert`; other files skipped, each with why.
+
+    `cache` (a `ConversionCache`) keeps conversions between builds; `progress(stage, done, total)`
+    hears "file i of n" and OCR pages.
+    """
+    from rag.convert import limits
+    from rag.convert.registry import SUPPORTED_SUFFIXES
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"documents folder {folder} does not exist; create it and put documents in it")
+    files = document_files(folder)
+    if not files:
         raise FileNotFoundError(
-            f"no .txt or .md files in {folder}; add documents there (or pass --docs DIR) and run `rag index` again"
+            f"no files in {folder}; add documents there (or pass --docs DIR) and run `rag index` again"
         )
-    documents, skipped = [], []
+    documents, skipped, converted, keys = [], [], [], set()
     by_id: dict[str, str] = {}  # document id -> file that has it
     by_text: dict[str, str] = {}  # digest of the cleaned text -> file that has it
-    for path in paths:
+    for number, (name, path) in enumerate(files.items(), 1):
+        suffix = path.suffix.lower()
+        if suffix not in SUPPORTED_SUFFIXES:
+            skipped.append((name, f"{limits.UNSUPPORTED}: {suffix or name}"))
+            continue
         try:
-            doc = load_file(path)
+            size = path.stat().st_size
+            if size > limits.MAX_FILE_BYTES:  # a 30 MB .txt once took 2.5 GB and minutes to index
+                skipped.append((name, f"{limits.TOO_LARGE}: {size / 1024 / 1024:.1f} MB, over the "
+                                      f"{limits.MAX_FILE_BYTES // 1024 // 1024} MB limit"))
+                continue
+            if suffix in TEXT_SUFFIXES:
+                doc = load_file(path, name)
+            else:
+                doc, fresh = _converted(path, name, cache, progress, (number, len(files)), keys, converted)
+                if fresh:
+                    converted.append(name)
         except (DecodeError, OSError) as exc:
-            log.warning("skipped %s: %s", path.name, exc)
-            skipped.append((path.name, str(exc)))
+            log.warning("skipped %s: %s", name, exc)
+            skipped.append((name, f"{limits.DAMAGED}: {exc}"))
+            continue
+        except limits.ConversionError as exc:
+            log.warning("skipped %s: %s", name, exc)
+            skipped.append((name, f"{exc.kind}: {exc}"))
             continue
         if not doc.text.strip():
-            log.warning("skipped %s: no text", path.name)
-            skipped.append((path.name, "no text"))
+            log.warning("skipped %s: no text", name)
+            skipped.append((name, f"{limits.EMPTY}: no text"))
             continue
         # A document is named by its file's stem and its chunks by its content: a second "报告.md"
         # beside "报告.txt", or a copy of a file, would give two documents one id and break the index.
@@ -226,14 +275,56 @@ def load_folder(folder: Path) -> LoadResult:
             first = by_id.get(doc.id) or by_text[digest]
             reason = (f"与 {first} 同名（扩展名不同），改名后才能一起检索 / same name as {first}: rename one to index both"
                       if doc.id in by_id else f"与 {first} 内容相同 / same text as {first}")
-            log.warning("skipped %s: %s", path.name, reason)
-            skipped.append((path.name, reason))
+            log.warning("skipped %s: %s", name, reason)
+            skipped.append((name, reason))
             continue
-        by_id[doc.id], by_text[digest] = path.name, path.name
+        by_id[doc.id], by_text[digest] = name, name
         documents.append(doc)
+    if cache is not None:
+        cache.prune(keys)
     if not documents:
-        raise FileNotFoundError(f"none of the {len(paths)} files in {folder} could be read as text")
-    return LoadResult(tuple(documents), tuple(skipped))
+        raise FileNotFoundError(f"none of the {len(files)} files in {folder} could be indexed: "
+                                + "; ".join(f"{n} ({r})" for n, r in skipped[:10]))
+    return LoadResult(tuple(documents), tuple(skipped), tuple(converted))
+
+
+def _converted(path: Path, name: str, cache, progress, place: tuple[int, int], keys: set[str],
+               converted: list[str]) -> tuple[Document, bool]:
+    """Return the document of a non-text file and whether it was converted now; raise ConversionError.
+
+    Its cache key goes into `keys`, refused or not: a refusal is kept too, so a damaged file is not
+    read again at every build; a file converted now (even if refused) goes into `converted`.
+    """
+    from rag.convert.cache import ConversionCache
+    from rag.convert.limits import ConversionError
+    from rag.convert.registry import CONVERTER_VERSION, convert
+
+    data = path.read_bytes()
+    key = ConversionCache.key(data, CONVERTER_VERSION)
+    keys.add(key)
+    result = cache.get(key) if cache is not None else None
+    fresh = result is None
+    if fresh:
+        if progress:
+            progress(f"convert {name}", place[0] - 1, place[1])
+
+        def pages(stage: str, done: int, total: int) -> None:
+            if progress:
+                progress(f"{name}: {stage}", done, total)
+
+        try:
+            result = convert(data, name, pages)
+        except ConversionError as exc:
+            result = exc
+        if cache is not None:
+            cache.put(key, result)
+    if isinstance(result, ConversionError):
+        if fresh:
+            converted.append(name)
+        raise result
+    meta = {"title": result.title, "date": result.date, "source": name, "regions": result.regions,
+            "notes": result.notes}
+    return make_document(result.text, name, meta, file_digest(path)), fresh
 
 
 def find_title(text: str) -> str:

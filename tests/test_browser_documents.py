@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rag import ocr
+from rag.convert import ocr
 from tests.documents import FONT, damaged_scan_png, table_pdf
 from tests.test_browser import app_url, ask, browser, open_citation, page, upload  # noqa: F401 (fixtures)
 

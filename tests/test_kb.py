@@ -334,7 +334,7 @@ def no_docx_parsing(monkeypatch):
 def test_docx_expanding_past_the_limit_is_refused_from_the_zip_directory(no_docx_parsing):
     import random
 
-    from rag.kb import MAX_ZIP_UNCOMPRESSED
+    from rag.convert.limits import MAX_ZIP_UNCOMPRESSED
 
     # Random "a"/"b" bytes pack about 8:1: a file under the 5 MB upload limit, a normal ratio, too much unpacked.
     coin = bytes(b"ab"[i & 1] for i in range(256))
@@ -355,7 +355,7 @@ def test_docx_with_a_zip_bomb_ratio_is_refused(no_docx_parsing):
 def test_docx_with_too_many_paragraphs_is_refused(no_docx_parsing):
     import random
 
-    from rag.kb import MAX_DOCX_PARAGRAPHS
+    from rag.convert.limits import MAX_DOCX_PARAGRAPHS
 
     rng = random.Random(1)
     words = [chr(rng.randint(0x4E00, 0x9FA5)) * 1 + chr(rng.randint(0x4E00, 0x9FA5)) for _ in range(MAX_DOCX_PARAGRAPHS + 1)]
@@ -364,7 +364,7 @@ def test_docx_with_too_many_paragraphs_is_refused(no_docx_parsing):
 
 
 def test_pdf_with_too_many_pages_is_refused():
-    from rag.kb import MAX_PDF_PAGES
+    from rag.convert.limits import MAX_PDF_PAGES
 
     many = minimal_pdf("page", pages=MAX_PDF_PAGES + 1)
     with pytest.raises(UploadError, match=f"{MAX_PDF_PAGES + 1} 页，超过了 {MAX_PDF_PAGES} 页的上限"):
@@ -372,8 +372,8 @@ def test_pdf_with_too_many_pages_is_refused():
 
 
 def test_converted_text_over_the_limit_is_refused(monkeypatch):
-    monkeypatch.setattr("rag.kb.MAX_CONVERTED_BYTES", 2000)
-    monkeypatch.setattr("rag.kb._MB", 1000)  # report the tiny limit in whole units
+    monkeypatch.setattr("rag.convert.limits.MAX_CONVERTED_BYTES", 2000)
+    monkeypatch.setattr("rag.convert.limits._MB", 1000)  # report the tiny limit in whole units
     page = "<html><body><article><p>" + "重庆嘉陵江首艘智能渡轮开始试运行。" * 60 + "</p></article></body></html>"
     with pytest.raises(UploadError, match="转换出的文字有 .* MB，超过了 2 MB 的上限"):
         prepare_upload("long.html", page.encode("utf-8"))

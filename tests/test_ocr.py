@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rag import kb as kbmod
-from rag import ocr
+from rag.convert import pdf as pdfmod
+from rag.convert import ocr
 from rag.answer import Answerer
 from rag.kb import KnowledgeBase, UploadError, prepare_upload
 from rag.text import squash
@@ -37,7 +37,7 @@ def test_png_upload_is_read_by_ocr():
 
 
 def test_too_many_pages_to_ocr_is_refused_before_reading_any(monkeypatch):
-    monkeypatch.setattr(kbmod, "MAX_OCR_PAGES", 1)
+    monkeypatch.setattr(pdfmod, "MAX_OCR_PAGES", 1)
     monkeypatch.setattr(ocr, "read_image", lambda image: pytest.fail("OCR ran past the page limit"))
     with pytest.raises(UploadError, match="2 页需要 OCR 识别.*超过了 1 页的上限"):
         prepare_upload("扫描件.pdf", scanned_pdf([SCAN_LINES, SCAN_LINES]))

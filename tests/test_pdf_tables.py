@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from rag import kb as kbmod
-from rag import pdf_tables
+from rag.convert import pdf as pdfmod
+from rag.convert import pdf_tables
 from rag.answer import Answerer
 from rag.kb import prepare_upload
 from tests.documents import RUNNING_HEADER, table_pdf, text_pdf, two_column_pdf
@@ -44,7 +44,7 @@ def test_unruled_aligned_columns_become_rows():
 
 def test_pdf_without_tables_is_unchanged(monkeypatch):
     with_tables = {name: prepare_upload("a.pdf", make()) for name, make in [("prose", text_pdf), ("columns", two_column_pdf)]}
-    monkeypatch.setattr(kbmod, "_pdf_tables", lambda *args: pdf_tables.TablePages({}))
+    monkeypatch.setattr(pdfmod, "_pdf_tables", lambda *args: pdf_tables.TablePages({}))
     for name, make in [("prose", text_pdf), ("columns", two_column_pdf)]:
         plain = prepare_upload("a.pdf", make())
         assert with_tables[name].data == plain.data, name

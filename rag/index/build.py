@@ -27,6 +27,7 @@ from rag.index.manifest import FORMAT_VERSION, NORMALIZATION, switch_current, wr
 from rag.index.stores.bm25 import BackgroundBuild, build_and_save
 from rag.index.stores.faiss import build_store
 from rag.index.units import dense_units, embedding_text, passage_text, unit_text
+from rag.convert.cache import ConversionCache
 from rag.load import load_folder
 from rag.types import Chunk, Document
 
@@ -47,6 +48,8 @@ class BuildReport:
     skipped: tuple[tuple[str, str], ...]
     path: Path
     dense_kind: str
+    converted: tuple[str, ...] = ()  # files converted by this build; the other non-text ones came from the cache
+    files: tuple[str, ...] = ()  # the files indexed
 
 
 def domain_terms(documents: list[Document]) -> list[str]:
@@ -102,7 +105,7 @@ def _build(docs_dir, index_dir, embedder, chunking, progress, dense_kind, store:
         progress("read", 0, 1)
     embedder = embedder or make_embedder(DEFAULT_MODEL)
     index_dir = Path(index_dir)
-    loaded = load_folder(Path(docs_dir))
+    loaded = load_folder(Path(docs_dir), ConversionCache(index_dir / "converted"), progress)
     documents = list(loaded.documents)
     terms = domain_terms(documents)
 
@@ -207,6 +210,8 @@ def _build(docs_dir, index_dir, embedder, chunking, progress, dense_kind, store:
         skipped=loaded.skipped,
         path=final,
         dense_kind=kind,
+        converted=loaded.converted,
+        files=tuple(d.file for d in documents),
     )
 
 

@@ -9,15 +9,13 @@ from rag.chunk import ChunkConfig
 
 def staleness(manifest: dict, docs_dir: Path, chunking: ChunkConfig | None = None) -> list[str]:
     """Return why an index no longer matches `docs_dir` (empty when it is current)."""
-    from rag.load import TEXT_SUFFIXES, file_digest
+    from rag.load import document_files, file_digest
 
-    docs_dir = Path(docs_dir)
-    current = {}
-    if docs_dir.is_dir():
-        for path in sorted(docs_dir.iterdir()):
-            if path.is_file() and path.suffix.lower() in TEXT_SUFFIXES:
-                current[path.name] = file_digest(path)
     indexed = dict(manifest.get("files", {}))
+    current = {}
+    for name, path in document_files(Path(docs_dir)).items():
+        # Only indexed files are hashed: a skipped one (a .zip, a 2 GB video) needs only to be there.
+        current[name] = file_digest(path) if name in indexed else ""
     skipped = set(manifest.get("skipped", {}))
     changed = sorted(n for n in indexed if n in current and current[n] != indexed[n])
     added = sorted(n for n in current if n not in indexed and n not in skipped)

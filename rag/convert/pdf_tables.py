@@ -14,7 +14,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from rag.tables import Table, merged_header_rows, table_from_grid
+from rag.convert.tables import Table, merged_header_rows, table_from_grid
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """The text a converted file (PDF, Word, HTML, spreadsheet, image) is stored as, with its regions and metadata.
 
 Conversions build the stored text piece by piece with `TextBuilder`, which records where each page,
-table and row lands, so citations can name them; `Converted.meta_json` is what `rag.load` reads back
-from the `.meta.json` file beside the text.
+table and row lands, so citations can name them; `Converted.meta_json` is what the conversion cache and
+`rag.load` read back beside the text. Every piece added is charged to the conversion's `Budget`.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from rag.convert.limits import Budget
 from rag.types import Region
 
 
@@ -51,9 +52,11 @@ class TextBuilder:
     parts: list[str] = field(default_factory=list)
     size: int = 0
     regions: list[Region] = field(default_factory=list)
+    budget: Budget = field(default_factory=Budget)
 
     def add(self, text: str, separator: str = "\n\n") -> tuple[int, int]:
         """Append `text` (after `separator` unless first); return its span in the stored text."""
+        self.budget.emit(text)
         if self.parts and separator:
             self.parts.append(separator)
             self.size += len(separator)

@@ -89,3 +89,15 @@ def render_pdf_pages(data: bytes, numbers: list[int]):
                 page.close()
     finally:
         document.close()
+
+
+def add_ocr_lines(builder, lines: list) -> tuple[int, int]:
+    """Append OCR lines (the first after a paragraph break) with their confidences; return their span."""
+    start = None
+    end = builder.size
+    for k, line in enumerate(lines):
+        span = builder.add(line.text, "\n\n" if k == 0 else "\n")
+        start = span[0] if start is None else start
+        builder.mark("ocr", span, "", line.confidence)
+        end = span[1]
+    return (start if start is not None else builder.size), end
