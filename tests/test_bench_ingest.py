@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag import bench_ingest, ocr
+from rag import bench_ingest
+from rag.convert import ocr
 
 
 def test_ingest_bench_reports_ocr_per_page_and_table_rows_per_second(tmp_path):
