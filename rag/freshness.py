@@ -82,7 +82,9 @@ class FreshnessCheck:
                 signature = (stat.st_size, stat.st_mtime_ns) + ((meta_stat.st_size, meta_stat.st_mtime_ns)
                                                                 if meta_stat else ())
                 known = self._seen.get(name)
-                if known is not None and known[:-1] == signature:
+                # A file seen before it was indexed was never hashed ("" stands for that): once a
+                # build indexes it, it must be hashed, or the build that added it looks outdated.
+                if known is not None and known[:-1] == signature and (known[-1] or name not in indexed):
                     digest = known[-1]
                 elif name not in indexed:  # a new or skipped file needs only to be there
                     digest = ""

@@ -34,6 +34,17 @@ def test_a_check_hashes_only_files_that_moved_and_names_what_changed(docs_copy, 
     assert check.check(build, manifest).changed == (edited.name,) and len(hashed) == 1
 
 
+def test_a_new_file_seen_before_a_build_indexed_it_is_not_reported_once_indexed(docs_copy, index_copy, embedder):
+    # A file first seen unindexed is not hashed; once a newer build indexes it, the old "not hashed"
+    # mark made it look changed, and the page kept offering an update the new build had done.
+    check = FreshnessCheck(docs_copy, index_copy, min_interval=0)
+    (docs_copy / "new.txt").write_text("新文档\n\n内容是一句话。\n", encoding="utf-8")
+    assert check.check(current_build(index_copy), read_manifest(index_copy)).added == ("new.txt",)
+    build_index(docs_copy, index_copy, embedder)
+    state = check.check(current_build(index_copy), read_manifest(index_copy))
+    assert (state.changed, state.added, state.removed) == ((), (), ())
+
+
 def test_a_build_by_another_process_is_seen(docs_copy, index_copy, embedder):
     loaded = current_build(index_copy)
     check = FreshnessCheck(docs_copy, index_copy, min_interval=0)
