@@ -27,7 +27,7 @@ from gradio.utils import get_upload_folder
 
 from rag.answer import Answerer
 from rag.reader.reader import Reader
-from rag.config import Settings, load_settings
+from rag.config import MAX_PASSAGES, Settings, load_settings
 from rag.freshness import FreshnessCheck
 from rag.index import IndexProblem
 from rag.convert.ocr import LOW_CONFIDENCE
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 ASSETS = Path(__file__).with_name("assets")
 DEFAULT_K = 5
 MAX_K = 10
-API_MAX_K = 50
+API_MAX_K = MAX_PASSAGES
 # An LLM answer mostly waits on the network, up to its timeout. At most LLM_SLOTS run at once (one
 # more gets the extractive answer at once, with a note), and every answer event admits that many
 # more than the two extractive answers two cores serve well: waiting LLM calls can never take the

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -49,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout, sys.stderr = _Escaped(sys.stdout, "\n\t"), _Escaped(sys.stderr, "\n\t")
     try:
         return _run(argv)
+    except BrokenPipeError:
+        # The reader of our output went away (`rag ask --json … | head`): stop quietly, and keep
+        # Python from reporting the pipe again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, streams[0].fileno())
+        return 0
     finally:
         sys.stdout, sys.stderr = streams
 
@@ -236,9 +243,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _passages(text: str) -> int:
+    """argparse type: how many passages a question asks for, 1..MAX_PASSAGES (the page's cap too)."""
+    from rag.config import MAX_PASSAGES
+
+    value = _positive_int(text)
+    if value > MAX_PASSAGES:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_PASSAGES}, got {value}")
+    return value
+
+
 def _add_retrieval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
-    p.add_argument("-k", "--k", type=_positive_int, default=5, help="passages to return (default 5)")
+    p.add_argument("-k", "--k", type=_passages, default=5, help="passages to return (1 to 50, default 5)")
 
 
 def _progress_bar():

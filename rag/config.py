@@ -95,6 +95,9 @@ class AnswerConfig:
         return self.reader_threshold
 
 
+# The most passages one question may ask for, on every road (`rag ask -k`, the page's API).
+MAX_PASSAGES = 50
+
 STORE_BACKENDS = ("faiss", "qdrant")
 
 

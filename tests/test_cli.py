@@ -96,3 +96,26 @@ def test_a_k_below_one_is_refused_by_the_cli(argv, capsys):
         main(argv)
     assert exited.value.code == 2
     assert "-k/--k: must be" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["ask", "算力券", "-k", "51"], ["search", "算力券", "-k", "1000"]])
+def test_a_k_over_the_pages_cap_is_refused_by_the_cli(argv, capsys):
+    # `-k 51` was accepted silently, where the page and its API stop at 50.
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert "-k/--k: must be at most 50" in capsys.readouterr().err
+
+
+def test_an_answer_piped_into_a_reader_that_stops_early_ends_quietly(docs_copy, index_copy):
+    # `rag ask --json … | head` ended in a BrokenPipeError traceback.
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rag.cli", "ask", "重庆人工智能产业基金规模有多大？", "--json",
+         "--docs", str(docs_copy), "--index", str(index_copy)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # the reader is gone before the answer is written
+    _, err = process.communicate(timeout=300)
+    assert "Traceback" not in err.decode("utf-8", "replace") and "BrokenPipe" not in err.decode("utf-8", "replace")
+    assert process.returncode == 0
