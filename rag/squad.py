@@ -61,7 +61,7 @@ def load_squad(path: Path, limit: int | None = None, questions: Path | None = No
     a question it lacks is skipped as empty.
     """
     path = Path(path)
-    asked = _questions_by_id(Path(questions)) if questions is not None else None
+    asked = questions_by_id(Path(questions)) if questions is not None else None
     if limit is not None and limit <= 0:
         raise ValueError(f"limit must be positive, got {limit}")
     try:
@@ -111,7 +111,7 @@ def load_squad(path: Path, limit: int | None = None, questions: Path | None = No
     return SquadSet(path, tuple(paragraphs), tuple(questions), empty, unlocated, len(contexts))
 
 
-def _questions_by_id(path: Path) -> dict[str, str]:
+def questions_by_id(path: Path) -> dict[str, str]:
     """Return the questions of a SQuAD-format file by id."""
     try:
         with open(path, encoding="utf-8") as f:

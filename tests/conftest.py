@@ -50,6 +50,23 @@ def seed_index_dir(tmp_path_factory, embedder) -> Path:
     return folder
 
 
+def index_of_seeds_and(tmp_path_factory, seed_index_dir, embedder, files: dict[str, str]):
+    """Return a loaded index of the seed articles plus `files` (name -> text), reusing the seeds' embeddings."""
+    import shutil
+
+    from rag.index import build_index, load_index
+
+    docs = tmp_path_factory.mktemp("docs")
+    for path in SEEDS.glob("*.txt"):
+        shutil.copy(path, docs)
+    for name, text in files.items():
+        (docs / name).write_text(text, encoding="utf-8")
+    folder = tmp_path_factory.mktemp("index")
+    shutil.copytree(seed_index_dir / "cache", folder / "cache")
+    build_index(docs, folder, embedder)
+    return load_index(folder, embedder)
+
+
 @pytest.fixture(scope="session")
 def seed_index(seed_index_dir, embedder):
     from rag.index import load_index

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Literal
 
 from rag.chunk import chunk_document
-from rag.squad import locate_answer, split_of
+from rag.squad import locate_answer, questions_by_id, split_of
 from rag.text import bigrams, sentence_spans, to_simplified
 from rag.types import Document
 
@@ -114,7 +114,7 @@ def read_items(source: Source | Path, split: str) -> list[_Item]:
     source = source if isinstance(source, Source) else Source(Path(source))
     with open(source.path, encoding="utf-8") as f:
         articles = json.load(f)["data"]
-    asked = _questions_by_id(source.questions) if source.questions else None
+    asked = questions_by_id(source.questions) if source.questions else None
     items = []
     paragraph_no = 0
     for a_no, article in enumerate(articles):
@@ -137,13 +137,6 @@ def read_items(source: Source | Path, split: str) -> list[_Item]:
                 items.append(_Item(question, texts, context, start, start + len(texts[0]), a_no, paragraph_no))
             paragraph_no += 1
     return items
-
-
-def _questions_by_id(path: Path) -> dict[str, str]:
-    with open(path, encoding="utf-8") as f:
-        articles = json.load(f)["data"]
-    return {str(qa.get("id")): str(qa.get("question") or "") for article in articles
-            for paragraph in article["paragraphs"] for qa in paragraph.get("qas", [])}
 
 
 NEARBY_PER_QUESTION = 2
