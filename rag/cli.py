@@ -165,6 +165,8 @@ def _parser() -> argparse.ArgumentParser:
                    "training articles; a few minutes per file)")
     p.add_argument("--layers", type=_positive_int, default=None, help="a reader on the encoder's first N layers only "
                    "(default: all 12): about N/12 of the time per question, for CPUs without native bf16")
+    p.add_argument("--rank", type=_positive_int, default=16, help="LoRA rank of every adapted matrix (default 16; "
+                   "32 doubles the adapter's capacity and size, ~5 MB)")
     p.add_argument("--no-swaps", action="store_true", help="leave out the swapped-attribute negatives (a question "
                    "asking 副校长 or another year over the answer's sentences that hold only 校长 or its year)")
     p.add_argument("--resume", action="store_true", help="continue the run stopped at OUT.checkpoint (same settings "
@@ -503,7 +505,7 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
     from rag.reader.model import ReaderConfig
 
     try:
-        record = train(sources, out, config, ReaderConfig(layers=args.layers), progress=getattr(sys.stderr, "unescaped", sys.stderr),
+        record = train(sources, out, config, ReaderConfig(rank=args.rank, alpha=2.0 * args.rank, layers=args.layers), progress=getattr(sys.stderr, "unescaped", sys.stderr),
                        resume=args.resume, stop_after=args.stop_after, checkpoint_seconds=args.checkpoint_minutes * 60,
                        reschedule=args.reschedule)
     except ResumeError as exc:
