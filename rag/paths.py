@@ -2,7 +2,7 @@
 
 The documents and the index live in a data folder outside the source tree, so running the app never
 modifies the checkout: `RAG_HOME` (default `$XDG_DATA_HOME/wenyu`, else `~/.local/share/wenyu`) holds
-`documents/` and `index/`. `RAG_DOCS` and `RAG_INDEX` name either folder directly (and `--docs`,
+`documents/`, `index/` and `reports/`. `RAG_DOCS` and `RAG_INDEX` name either folder directly (and `--docs`,
 `--index` win over both). The first use of the default documents folder creates it with copies of the
 seed articles, `seeds/` in the source tree, which is never written to. `RAG_READER` names a reader
 adapter folder to use instead of the shipped one.
@@ -37,6 +37,11 @@ def default_index_dir(environ: dict[str, str] | None = None) -> Path:
     if environ.get("RAG_INDEX"):
         return Path(environ["RAG_INDEX"]).expanduser()
     return data_home(environ) / "index"
+
+
+def reports_dir(environ: dict[str, str] | None = None) -> Path:
+    """Return where reports of a user's runs go (`rag eval`, `rag bench`, the page's 评测 tab): RAG_HOME/reports."""
+    return data_home(environ) / "reports"
 
 
 def reader_dir(environ: dict[str, str] | None = None) -> Path:
