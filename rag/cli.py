@@ -435,7 +435,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from rag import evaluate
+    from rag import evaluation as evaluate
 
     from rag.types import AnswerMode, Mode
 
