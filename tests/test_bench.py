@@ -2,8 +2,10 @@ import json
 
 import pytest
 
-from rag.bench import (BenchConfig, dense_budget, exact_search_threshold, flops_per_text, format_markdown, recall_at,
-                       run)
+from rag.bench.hardware import flops_per_text
+from rag.bench.pipeline import BenchConfig, run
+from rag.bench.report import format_markdown
+from rag.bench.search import dense_budget, exact_search_threshold, recall_at
 
 ROOT_GOLD = "eval/gold.jsonl"
 
@@ -103,7 +105,7 @@ def test_markdown_names_the_machine():
 def test_the_roofline_measures_bf16_only_where_the_cpu_computes_it(monkeypatch):
     # Emulated, one 2048² bf16 multiply ran at 0.1 GFLOP/s and held a quick run for over ten minutes.
     import rag.embed.torch_e5 as torch_e5
-    from rag.bench import roofline
+    from rag.bench.hardware import roofline
 
     pytest.importorskip("torch")
     monkeypatch.setattr(torch_e5, "has_bf16", lambda: False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag import bench_ingest
+from rag.bench import ingest as bench_ingest
 from rag.convert import ocr
 
 

@@ -10,6 +10,12 @@ from pathlib import Path
 from rag.evaluation.metrics import cutoffs, strip_markers
 from rag.evaluation.plots import make_plots
 from rag.evaluation.results import EvalReport
+from rag.paths import reports_dir
+
+def default_out_dir() -> Path:
+    """Return where a run's reports go unless told otherwise: $RAG_HOME/reports/eval (never the checkout)."""
+    return reports_dir() / "eval"
+
 
 _TABLE = (
     ("MRR", "mrr@{k}"), ("nDCG", "ndcg@{k}"),
@@ -160,7 +166,7 @@ def write_report(report: EvalReport, out_dir: Path) -> EvalReport:
 
 
 def write_latest(report: EvalReport, path: Path) -> Path:
-    """Write the Markdown summary to `path` (the committed eval/reports/latest.md) and return it."""
+    """Write the Markdown summary to `path` and return it (eval/reports/latest.md, tracked, with `--out eval/reports`)."""
     path = Path(path)
     text = render_markdown(report, plots_dir=None)  # run folders are git-ignored: no links into them
     if report.report_dir is not None:
