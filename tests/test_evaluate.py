@@ -352,3 +352,21 @@ def test_another_gold_file_does_not_overwrite_the_gold_sets_summary(tmp_path, se
     assert not (out / "latest.md").exists()
     assert "mini.jsonl" in (out / "latest-mini.md").read_text(encoding="utf-8")
     assert "latest-mini.md" in capsys.readouterr().out
+
+
+def test_rag_eval_writes_its_reports_into_the_data_folder_not_the_checkout(tmp_path, seeds_dir, seed_index_dir,
+                                                                          monkeypatch, capsys):
+    from rag.cli import main
+
+    monkeypatch.setenv("RAG_HOME", str(tmp_path / "home"))
+    tracked = ROOT / "eval" / "reports"
+    before = sorted(p.name for p in tracked.iterdir())
+    mini = tmp_path / "one.jsonl"
+    mini.write_text((ROOT / "eval" / "gold.jsonl").read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
+    assert main(["eval", "--gold", str(mini), "--docs", str(seeds_dir), "--index", str(seed_index_dir),
+                 "--mode", "bm25", "--answer", "extractive"]) == 0
+    reports = tmp_path / "home" / "reports" / "eval"
+    [run_folder] = [p for p in reports.iterdir() if p.is_dir()]
+    assert (run_folder / "report.md").is_file() and (run_folder / "results.json").is_file()
+    assert f"report: {run_folder / 'report.md'}" in capsys.readouterr().out
+    assert sorted(p.name for p in tracked.iterdir()) == before  # nothing new in the checkout
