@@ -311,6 +311,7 @@ def test_squad_eval_end_to_end(tmp_path, embedder) -> None:
                             cache_dir=tmp_path / "cache", embedder=embedder)
     assert "skipped 1 empty question(s)" in report.notes
     assert report.settings["paragraphs"] == 4 and report.settings["questions"] == 5
+    assert report.settings["questions_from"] is None  # was the asked questions' list, printed whole
     assert [r.label for r in report.rows] == ["bm25/extractive", "hybrid/extractive"]
     hybrid = report.row("hybrid", "extractive")
     assert hybrid.metrics["recall@1"] == 1.0  # four short paragraphs: each question finds its own

@@ -91,14 +91,3 @@ def load_average() -> float:
         return round(os.getloadavg()[0], 2)
     except (OSError, AttributeError):
         return 0.0
-
-
-def jsonable(value):
-    """Return `value` with paths as strings and tuples as lists, for json.dumps."""
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value

@@ -36,8 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.bench.common import DEFAULT_GOLD, jsonable, machine, markdown_table, note_load, out_folder, read_questions
+from rag.bench.common import DEFAULT_GOLD, machine, markdown_table, note_load, out_folder, read_questions
 from rag.paths import SEEDS
+from rag.types import jsonable
 
 # The started server's passage vectors are kept here (its index folder links it, as `rag eval --squad`
 # does), so only the first run embeds the seeds: ~15 s on two idle cores, minutes on a busy machine.

@@ -6,12 +6,10 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from rag.bench.pipeline import BenchConfig
+from rag.bench.config import BenchConfig
 
 RECALL_QUERIES = 200
 LATENCY_QUERIES = 100

@@ -26,10 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.bench.common import (DEFAULT_GOLD, BenchReport, jsonable, load_average, machine, markdown_table, note_load,
-                              out_folder, read_questions)
+from rag.bench.common import (DEFAULT_GOLD, BenchReport, load_average, machine, markdown_table, note_load, out_folder,
+                              read_questions)
 from rag.bench.search import perturbed_vectors
 from rag.paths import SEEDS
+from rag.types import jsonable
 
 DENSE_K, KEYWORD_K = 10, 30
 MIN_QUERIES = 3

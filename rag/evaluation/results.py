@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rag.types import AnswerMode, Citation, Mode, _jsonable
+from rag.types import AnswerMode, Citation, Mode, jsonable
 
 @dataclass(frozen=True)
 class QuestionResult:
@@ -80,4 +80,4 @@ class EvalReport:
             "recall_curves": self.curves,
             "questions": [dataclasses.asdict(q) for q in self.questions],
         }
-        return _jsonable(data)
+        return jsonable(data)

@@ -329,14 +329,15 @@ def run_squad_eval(
         raise ValueError(f"{squad_path} has no usable questions")
     if split not in ("all", "train", "heldout"):
         raise ValueError(f"split must be 'all', 'train' or 'heldout', got {split!r}")
-    questions = [q for q in squad.questions if split == "all" or q.split == split]
+    # Not named `questions`: that is the file the questions come from, recorded in the settings below.
+    asked = [q for q in squad.questions if split == "all" or q.split == split]
     if split != "all":
-        notes.append(f"{split} articles only: {len(questions)} of {len(squad.questions)} questions "
+        notes.append(f"{split} articles only: {len(asked)} of {len(squad.questions)} questions "
                      f"(all {len(squad.paragraphs)} paragraphs indexed)")
-    if not questions:
+    if not asked:
         raise ValueError(f"{squad_path} has no usable questions in split {split!r}")
     items = [GoldItem(q.id, q.question, q.answers, SQUAD_TYPE, (Evidence(q.file, q.evidence),))
-             for q in questions]
+             for q in asked]
     embedder = embedder or make_embedder(DEFAULT_MODEL, long_lived=True)
     with squad_index(squad, embedder, cache_dir, progress) as index:
         report = Evaluator(index, k, answer_k, settings).run(items, modes, answer_modes, progress,
