@@ -197,7 +197,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ingest", action="store_true", help="only the document-reading figures: OCR seconds per page "
                    "and table rows indexed per second (a full run also writes ingest-latest.md)")
     p.add_argument("--store", choices=("qdrant",), default=None, help="only the search backends side by side: "
-                   "FAISS + bm25s and embedded Qdrant at 10k and 100k synthetic passages (a full run also writes store-latest.md)")
+                   "FAISS + bm25s and embedded Qdrant at 10k and 100k synthetic passages (full runs: store-latest.md)")
     load = p.add_argument_group("load test (--load)")
     load.add_argument("--load", action="store_true", help="many concurrent /ask clients against a real `rag chat`, "
                       "with uploads and deletes meanwhile")

@@ -150,7 +150,7 @@ def folder_conversion(docs: Path, cache_dir: Path, changed: Path) -> dict:
 
 
 def run(config: IngestConfig, progress: Callable[[str], None] | None = None) -> IngestReport:
-    """Measure OCR and table ingestion; write the JSON and markdown into `config.out_dir` (else $RAG_HOME/reports/bench)."""
+    """Measure OCR and table ingestion; write the JSON and markdown into `config.out_dir` (else RAG_HOME/reports/bench)."""
     from rag.convert import ocr
     from rag.embed import DEFAULT_MODEL, make_embedder
     from rag.index import build_index

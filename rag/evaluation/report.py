@@ -166,7 +166,7 @@ def write_report(report: EvalReport, out_dir: Path) -> EvalReport:
 
 
 def write_latest(report: EvalReport, path: Path) -> Path:
-    """Write the Markdown summary to `path` and return it (eval/reports/latest.md, tracked, with `--out eval/reports`)."""
+    """Write the Markdown summary to `path` and return it (the tracked eval/reports/latest.md: `--out eval/reports`)."""
     path = Path(path)
     text = render_markdown(report, plots_dir=None)  # run folders are git-ignored: no links into them
     if report.report_dir is not None:
