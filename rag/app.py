@@ -883,7 +883,7 @@ class ChatApp:
     def evaluation_available(self) -> bool:
         """True when the evaluation module is installed and the gold set exists."""
         try:
-            import rag.evaluate  # noqa: F401
+            import rag.evaluation  # noqa: F401
         except ImportError:
             return False
         return self.gold_path.exists()
@@ -1133,7 +1133,7 @@ class ChatApp:
     def run_evaluation(self, modes: list[str], answer_modes: list[str], k: float, limit: float | None,
                        progress=gr.Progress()):
         """Run the gold-set evaluation on the live index; return status, summary, plots, question rows, configs."""
-        from rag import evaluate
+        from rag import evaluation as evaluate
 
         if not modes:
             raise refusal("请至少选择一种检索方式。")

@@ -220,7 +220,7 @@ def test_example_questions_are_all_answered_on_the_seeds(seed_kb):
 
 
 def test_evaluation_tables(seed_index):
-    from rag.evaluate import run_eval
+    from rag.evaluation import run_eval
 
     report = run_eval(seed_index, ROOT / "eval" / "gold.jsonl", modes=["hybrid", "bm25"], k=5, limit=6)
     summary = summary_rows(report)

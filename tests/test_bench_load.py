@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from rag.bench_load import LoadConfig, check_loopback, format_markdown, run, summarize
+from rag.bench.load import LoadConfig, check_loopback, format_markdown, run, summarize
 from rag.cli import main
 
 

@@ -18,8 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rag.bench.common import out_folder
+from rag.paths import SEEDS
+
 FONT = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
-SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class IngestConfig:
     pages: int = 5
     rows: int = 1000
     quick: bool = False
-    out_dir: Path = Path("bench") / "results"
+    out_dir: Path | None = None  # None: $RAG_HOME/reports/bench
 
     @classmethod
     def quick_run(cls, **overrides) -> IngestConfig:
@@ -148,7 +150,7 @@ def folder_conversion(docs: Path, cache_dir: Path, changed: Path) -> dict:
 
 
 def run(config: IngestConfig, progress: Callable[[str], None] | None = None) -> IngestReport:
-    """Measure OCR and table ingestion; write the JSON and markdown into `config.out_dir`."""
+    """Measure OCR and table ingestion; write the JSON and markdown into `config.out_dir` (else RAG_HOME/reports/bench)."""
     from rag.convert import ocr
     from rag.embed import DEFAULT_MODEL, make_embedder
     from rag.index import build_index
@@ -218,12 +220,12 @@ def run(config: IngestConfig, progress: Callable[[str], None] | None = None) -> 
         changed.write_text("区县,说明\n渝中区,测试\n", encoding="utf-8")
         results["folder"] = folder_conversion(docs, Path(tmp) / "converted", changed)
     markdown = format_markdown(results)
-    config.out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_folder(config.out_dir)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S") + ("-quick" if config.quick else "")
-    path = config.out_dir / f"ingest-{stamp}.json"
+    path = out / f"ingest-{stamp}.json"
     path.write_text(json.dumps(results, ensure_ascii=False, indent=1), encoding="utf-8")
     if not config.quick:
-        (config.out_dir / "ingest-latest.md").write_text(markdown, encoding="utf-8")
+        (out / "ingest-latest.md").write_text(markdown, encoding="utf-8")
     return IngestReport(results, markdown, path)
 
 
