@@ -231,13 +231,20 @@ def test_evaluation_tables(seed_index):
     assert len(filter_questions(rows, False, "全部配置")) == 12
 
 
-def test_run_evaluation_from_the_page_writes_a_report_with_plots(seed_kb, tmp_path):
-    app = ChatApp(seed_kb, gold_path=ROOT / "eval" / "gold.jsonl", eval_dir=tmp_path)
+def test_run_evaluation_from_the_page_writes_a_report_with_plots_under_rag_home(seed_kb, tmp_path, monkeypatch):
+    """The 评测 tab finds the gold set beside the package from any folder and reports into RAG_HOME/reports."""
+    monkeypatch.setenv("RAG_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)  # not the checkout: eval/gold.jsonl is not under the working directory
+    in_checkout = set((ROOT / "eval").rglob("*"))
+    app = ChatApp(seed_kb)
+    assert app.evaluation.evaluation_available()
     status, summary, images, rows, _ = app.evaluation.run_evaluation(["hybrid"], ["extractive"], 5, 4,
                                                                      progress=lambda *a, **k: None)
     assert "4 题" in html.unescape(status) and len(summary) == 1 and len(rows) == 4
     assert len(images) == 2 and images[0][0].size[0] > 100
-    assert list(tmp_path.glob("*/report.md"))
+    reports = list((tmp_path / "home" / "reports").glob("*/report.md"))
+    assert len(reports) == 1 and f"{reports[0].parent}/report.md" in html.unescape(status)
+    assert set((ROOT / "eval").rglob("*")) == in_checkout and not (tmp_path / "eval").exists()
 
 
 def test_knowledge_base_handlers_report_each_file(docs_copy, index_copy, embedder, tmp_path):

@@ -7,19 +7,24 @@ from pathlib import Path
 
 import gradio as gr
 
+import rag
 from rag.app.api import refusal
 from rag.app.render import MARKER, md_text, page_note
 from rag.app.state import PageState
+from rag.paths import reports_dir
 from rag.types import AnswerMode
+
+# The gold set ships beside the package, wherever the page is started from.
+GOLD_PATH = Path(rag.__file__).resolve().parent.parent / "eval" / "gold.jsonl"
 
 
 class EvaluationTab:
-    """The evaluation's handlers over the page's shared state."""
+    """The evaluation's handlers; reports go to the data folder (RAG_HOME/reports), never into the checkout."""
 
     def __init__(self, state: PageState, gold_path: Path | None = None, eval_dir: Path | None = None) -> None:
         self.state = state
-        self.gold_path = Path(gold_path) if gold_path else Path("eval/gold.jsonl")
-        self.eval_dir = Path(eval_dir) if eval_dir else Path("eval/reports")
+        self.gold_path = Path(gold_path) if gold_path else GOLD_PATH
+        self.eval_dir = Path(eval_dir) if eval_dir else reports_dir()
 
     def evaluation_available(self) -> bool:
         """True when the evaluation module is installed and the gold set exists."""
