@@ -631,10 +631,13 @@ def test_a_stored_conversation_is_plain_text_and_restores(seed_answer):
     assert history_choices([record])[0][1] == "c1" and history_choices([{"junk": 1}, None]) == []
 
 
-def test_a_restored_conversation_gets_its_sources_back(seed_kb):
+def test_a_restored_conversation_gets_its_sources_back(seed_kb, monkeypatch):
     # The browser keeps text only; restored answers came back without their sources.
     from rag.app.history import history_record
 
+    # The wall-clock bound is not what is tested: on a loaded machine (load 7 on 2 cores) the
+    # follow-up's re-answer started after 5 s and kept its text only.
+    monkeypatch.setattr("rag.app.history.RESTORE_SECONDS", 600.0)
     app = ChatApp(seed_kb)
     answerer = app.state.answerer()
     first = answerer.run(QUESTION)
