@@ -17,6 +17,8 @@ from typing import Protocol
 
 import numpy as np
 
+from rag.config import StoreConfig
+
 Progress = Callable[[str, int, int], None]
 
 
@@ -115,8 +117,8 @@ class StoreBuild(Protocol):
 class StoreBackend(Protocol):
     """A search backend, picked by name (`rag.index.stores.backend`): writes builds, opens them again."""
 
-    def build(self, config, index_dir: Path) -> StoreBuild:
-        """Return the writes of one build of `index_dir` under `config` (a StoreConfig); fail before any work."""
+    def build(self, config: StoreConfig, index_dir: Path) -> StoreBuild:
+        """Return the writes of one build of `index_dir` under `config`; fail now if the store cannot be used."""
         ...
 
     def valid_entry(self, entry: dict) -> bool:

@@ -9,6 +9,7 @@ from typing import Literal
 
 import numpy as np
 
+from rag.config import StoreConfig
 from rag.index.stores.base import (BuildVectors, DamagedStoreFile, Progress, StoredBuild, check_dense,
                                    reading)
 from rag.index.stores.bm25 import BM25_FOLDER, BackgroundBuild, BM25Index, build_and_save
@@ -136,7 +137,7 @@ def _tune(index, kind: str) -> None:
 class FaissBackend:
     """FAISS for dense search and bm25s for keywords, saved in the build folder: its switch is the folder's."""
 
-    def build(self, config, index_dir: Path) -> FaissBuild:
+    def build(self, config: StoreConfig, index_dir: Path) -> FaissBuild:
         """Return the writes of one build (nothing to connect to)."""
         return FaissBuild()
 

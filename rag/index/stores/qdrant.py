@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from rag import text as textmod
+from rag.config import StoreConfig, load_store_config
 from rag.index.manifest import IndexProblem
 from rag.index.stores.base import BuildVectors, Progress, StoredBuild, check_dense, reading
 
@@ -370,9 +371,8 @@ def open_stores(location: Location, collection: str, folder: Path, ids: list[str
             QdrantKeywords(client, collection, folder, chunks, lease))
 
 
-def location_for(config, index_dir: Path) -> Location:
-    """Return where a build of `index_dir` under `config` (a StoreConfig) goes: the server, the configured
-    path, or <index>/qdrant."""
+def location_for(config: StoreConfig, index_dir: Path) -> Location:
+    """Return where a build of `index_dir` goes: the server, the configured path, or <index>/qdrant."""
     if config.url:
         return Location(url=config.url, api_key=config.api_key)
     if config.path == ":memory:":
@@ -383,7 +383,7 @@ def location_for(config, index_dir: Path) -> Location:
 class QdrantBackend:
     """A collection per build, published under an alias; only the term statistics stay in the build folder."""
 
-    def build(self, config, index_dir: Path) -> QdrantBuild:
+    def build(self, config: StoreConfig, index_dir: Path) -> QdrantBuild:
         """Return the writes of one build; connect first, so a missing client or a busy folder fails before any work."""
         location = location_for(config, index_dir)
         connect(location)
@@ -405,8 +405,6 @@ class QdrantBackend:
 
 
 def _api_key() -> str:
-    from rag.config import load_store_config
-
     try:
         return load_store_config().api_key
     except ValueError:  # a bad [store] setting concerns the next build, not this one
