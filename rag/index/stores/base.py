@@ -140,10 +140,13 @@ class DamagedStoreFile(ValueError):
 
 @contextlib.contextmanager
 def reading(part: str):
-    """Turn any failure while reading or checking `part` of a store into DamagedStoreFile naming it."""
+    """Turn any failure while reading or checking `part` of a store into DamagedStoreFile naming it; an
+    IndexProblem (a store that cannot be reached) keeps its own message."""
+    from rag.index.manifest import IndexProblem  # not at the top: the manifest's checks import this package
+
     try:
         yield
-    except DamagedStoreFile:
+    except (DamagedStoreFile, IndexProblem):
         raise
     except Exception as exc:  # bytes on disk can break a reader in any way; all of them mean "damaged"
         raise DamagedStoreFile(part, str(exc) or type(exc).__name__) from exc

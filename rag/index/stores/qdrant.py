@@ -395,9 +395,8 @@ class QdrantBackend:
 
     def load(self, entry: dict, build: StoredBuild) -> tuple[QdrantDense, QdrantKeywords]:
         """Return the stores of the build's collection; raise DamagedStoreFile when it is missing or disagrees."""
-        location = Location(url=str(entry.get("url", "")), path=str(entry.get("path", "")), api_key=_api_key())
-        connect(location)  # outside `reading`: a missing client or server says so itself (QdrantUnavailable)
-        with reading("Qdrant collection"):
+        with reading("Qdrant collection"):  # a missing client says so itself (QdrantUnavailable)
+            location = Location(url=str(entry.get("url", "")), path=str(entry.get("path", "")), api_key=_api_key())
             dense, keywords = open_stores(location, str(entry["collection"]), build.folder,
                                           unit_ids(build.chunk_ids, build.units), build.kind, len(build.chunk_ids))
             check_dense(dense, build)
