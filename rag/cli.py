@@ -187,6 +187,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("chat", help="open the chat page (builds the index first if needed)")
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--insecure-no-auth", action="store_true", help="serve on a non-loopback --host without an editor "
+                   "password: anyone who can reach the page can then change the documents")
     _add_paths(p)
     p.set_defaults(func=cmd_chat)
 
@@ -532,9 +534,19 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
+    from rag.auth import exposure_problem, is_loopback
+    from rag.config import load_auth
     from rag.index import IndexProblem, clean_leftovers
     from rag.kb import KnowledgeBase, remove_deleted_leftovers
 
+    try:
+        auth = load_auth()
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    # Refused before anything is built or loaded: an exposed page that anyone can empty never comes up.
+    problem = exposure_problem(args.host, auth, args.insecure_no_auth)
+    if problem:
+        raise UserError(problem)
     # What a killed build or delete left behind (temporary builds, documents half deleted) goes first.
     clean_leftovers(args.index)
     remove_deleted_leftovers(args.docs)
@@ -559,14 +571,18 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 print(f"the index is stale ({'; '.join(reasons)}): serving it while it is updated in the background",
                       file=sys.stderr)
                 kb.update_in_background(done=_updated)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: serving on {args.host}: anyone who can reach it can ask questions and change the documents",
-              file=sys.stderr)
+    if not is_loopback(args.host):
+        if not auth.editing_locked:
+            print(f"warning: serving on {args.host} with --insecure-no-auth: anyone who can reach it can change the "
+                  f"documents", file=sys.stderr)
+        elif auth.reader_password is None:
+            print(f"serving on {args.host}: anyone who can reach it can ask; changing documents needs the editor "
+                  f"password", file=sys.stderr)
     from rag.app import serve
 
     print(f"问渝 chat page: http://{'127.0.0.1' if args.host == '0.0.0.0' else args.host}:{args.port}  (Ctrl+C to stop)")
     try:
-        serve(kb, host=args.host, port=args.port)
+        serve(kb, host=args.host, port=args.port, auth=auth)
     except OSError as exc:
         raise UserError(f"cannot serve on {args.host}:{args.port} ({exc}): pass another --port") from exc
     return 0

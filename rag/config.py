@@ -171,6 +171,27 @@ def load_store_config(path: Path | None = None, environ: dict[str, str] | None =
     return _store_config(_config_file(path, environ)[1], environ)
 
 
+def load_auth(path: Path | None = None, environ: dict[str, str] | None = None):
+    """Return the passwords (`rag.auth.AuthConfig`) from [auth] in the config file, then RAG_EDITOR_PASSWORD and
+    RAG_READER_PASSWORD; raise ValueError naming where a bad one came from."""
+    from rag.auth import AuthConfig
+
+    environ = dict(os.environ if environ is None else environ)
+    path, data = _config_file(path, environ)
+    values, sources = {}, {}
+    for key, value in data.get("auth", {}).items():
+        if key not in ("editor_password", "reader_password"):
+            raise ValueError(f"unknown setting `{key}` under [auth] in {path} (editor_password, reader_password)")
+        values[key], sources[key] = value, f"`{key}` under [auth] in {path}"
+    for key in ("editor_password", "reader_password"):
+        if environ.get(f"RAG_{key.upper()}"):
+            values[key], sources[key] = environ[f"RAG_{key.upper()}"], f"RAG_{key.upper()}"
+    for key, value in values.items():
+        if not isinstance(value, str) or len(value) < 8:
+            raise ValueError(f"{sources[key]} must be a password of at least 8 characters")
+    return AuthConfig(**values)
+
+
 def _config_file(path: Path | None, environ: dict[str, str]) -> tuple[Path, dict]:
     """Return the config file's path (`path`, else RAG_CONFIG, else rag.toml) and its tables ({} when absent)."""
     path = path or Path(environ.get("RAG_CONFIG", "rag.toml"))

@@ -343,7 +343,7 @@ def test_the_add_document_api_reads_only_files_uploaded_to_the_server(docs_copy,
 @pytest.fixture()
 def served(monkeypatch):
     calls = []
-    monkeypatch.setattr("rag.app.serve", lambda kb, host, port: calls.append((kb, host, port)))
+    monkeypatch.setattr("rag.app.serve", lambda kb, host, port, **_: calls.append((kb, host, port)))
     return calls
 
 

@@ -138,7 +138,7 @@ def test_rag_chat_rebuilds_a_damaged_index(case, docs_copy, index_copy, quick_em
     from rag.cli import main
 
     served = []
-    monkeypatch.setattr("rag.app.serve", lambda kb, host, port: served.append(kb))
+    monkeypatch.setattr("rag.app.serve", lambda kb, host, port, **_: served.append(kb))
     _damage(index_copy, case)
     assert main(["chat", "--docs", str(docs_copy), "--index", str(index_copy)]) == 0
     err = capsys.readouterr().err

@@ -172,7 +172,7 @@ def test_rag_chat_start_removes_what_killed_builds_and_deletes_left(docs, tmp_pa
     keep = docs / ".notes.deleted"  # not a name `delete` makes
     keep.write_text("x", encoding="utf-8")
     served = []
-    monkeypatch.setattr("rag.app.serve", lambda kb, host, port: served.append(kb))
+    monkeypatch.setattr("rag.app.serve", lambda kb, host, port, **_: served.append(kb))
     monkeypatch.setattr("rag.index.live.make_embedder", lambda *a, **k: Hashed())
     monkeypatch.setattr("rag.kb.make_embedder", lambda *a, **k: Hashed())
     assert main(["chat", "--docs", str(docs), "--index", str(index)]) == 0
