@@ -1,4 +1,4 @@
-"""OCR of image-only PDF pages and .png/.jpg uploads (the optional `ocr` extra)."""
+"""OCR of image-only PDF pages and .png/.jpg uploads (rapidocr-onnxruntime, in the default install)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from tests.documents import FONT, SCAN_LINES, png, scanned_pdf
 
 pytestmark = [
     pytest.mark.skipif(not Path(FONT).exists(), reason="fonts-noto-cjk is needed to draw the test scans"),
-    pytest.mark.skipif(not ocr.available(), reason="the OCR extra (rapidocr-onnxruntime) is not installed"),
 ]
 
 
@@ -41,6 +40,14 @@ def test_too_many_pages_to_ocr_is_refused_before_reading_any(monkeypatch):
     monkeypatch.setattr(ocr, "read_image", lambda image: pytest.fail("OCR ran past the page limit"))
     with pytest.raises(UploadError, match="2 页需要 OCR 识别.*超过了 1 页的上限"):
         prepare_upload("扫描件.pdf", scanned_pdf([SCAN_LINES, SCAN_LINES]))
+
+
+def test_ocr_comes_with_the_default_install():
+    from importlib.metadata import requires
+
+    core = [r for r in requires("wenyu-rag") if "extra ==" not in r]
+    assert any(r.startswith("rapidocr-onnxruntime") for r in core)
+    assert ocr.available()
 
 
 def test_missing_ocr_extra_gives_a_chinese_message_saying_what_to_install(monkeypatch):

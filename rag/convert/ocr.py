@@ -1,7 +1,7 @@
 """Read text from images and image-only PDF pages with RapidOCR (PP-OCR models inside its wheel, offline).
 
-An optional extra (`pip install -e .[ocr]`: onnxruntime and OpenCV, ~100 MB); without it a scan is
-refused with a message saying what to install. One recognizer is loaded per process, on first use.
+Part of the default install (onnxruntime and OpenCV, ~395 MB installed); where it cannot load (a
+platform without onnxruntime wheels) a scan is refused with a message saying what to install. One recognizer is loaded per process, on first use.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import functools
 import threading
 from dataclasses import dataclass
 
-OCR_INSTALL = "pip install rapidocr-onnxruntime（或 pip install -e .[ocr]）"
+OCR_INSTALL = "pip install rapidocr-onnxruntime"
 LOW_CONFIDENCE = 0.8  # below this a line is marked in the source viewer as possibly misread
 RENDER_SCALE = 2.0  # PDF points to pixels: 144 dpi, where PP-OCR reads body text reliably
 _lock = threading.Lock()  # onnxruntime sessions are shared; one page at a time keeps memory flat
