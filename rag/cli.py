@@ -336,6 +336,10 @@ def open_index(index_dir: Path, docs_dir: Path | None, strict: bool = False, lon
     """Return the loaded index, warning (or failing when strict) if it is stale."""
     from rag.index import load_index, stale_message, staleness
 
+    if docs_dir is not None and not Path(docs_dir).is_dir():
+        # Checked first: comparing the index with a folder that is not there would report every file as removed.
+        raise UserError(f"no documents folder at {docs_dir}: check the path, or leave --docs out to use "
+                        f"{_shown_default_docs()}")
     index = load_index(index_dir, long_lived=long_lived)
     if docs_dir is not None:
         reasons = staleness(index.manifest, docs_dir)
@@ -344,6 +348,12 @@ def open_index(index_dir: Path, docs_dir: Path | None, strict: bool = False, lon
                 raise UserError(stale_message(reasons))
             print(f"warning: {stale_message(reasons)}", file=sys.stderr)
     return index
+
+
+def _shown_default_docs() -> str:
+    from rag import paths
+
+    return os.environ.get("RAG_DOCS") or str(paths.data_home() / "documents")
 
 
 def cmd_search(args: argparse.Namespace) -> int:

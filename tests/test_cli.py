@@ -119,3 +119,12 @@ def test_an_answer_piped_into_a_reader_that_stops_early_ends_quietly(docs_copy, 
     _, err = process.communicate(timeout=300)
     assert "Traceback" not in err.decode("utf-8", "replace") and "BrokenPipe" not in err.decode("utf-8", "replace")
     assert process.returncode == 0
+
+
+@pytest.mark.parametrize("command", ["ask", "search"])
+def test_a_documents_folder_that_is_not_there_is_named_not_compared(command, seed_index_dir, tmp_path, capsys):
+    # `rag ask --docs /nonexistent` answered from the index with a misleading "7 files removed" warning.
+    missing = tmp_path / "no-such-folder"
+    assert main([command, "算力券是什么？", "--docs", str(missing), "--index", str(seed_index_dir)]) == 2
+    err = capsys.readouterr().err
+    assert f"no documents folder at {missing}" in err and "removed" not in err
