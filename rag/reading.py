@@ -18,6 +18,7 @@ from rag.index import Index
 from rag.injection import is_instruction
 from rag.reader.reader import Reader
 from rag.types import Hit
+from rag.whole_span import whole_span
 
 READER_FEATURES = ("answerable", "span", "margin", "prior", "unseen")
 PRIOR_WEIGHT = 2.0
@@ -121,7 +122,7 @@ class ReaderAnswerer:
             a += 1
         while b - a > 1 and (text[b - 1].isspace() or text[b - 1] in _EDGE_SEPARATORS):
             b -= 1
-        answer = (a, b)
+        answer = whole_span(text, a, b)
         return Reading(window.hit, answer, quote_span(window, answer), reading_features(found, unseen))
 
     def confidence(self, features: dict[str, float]) -> float:
