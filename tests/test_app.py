@@ -671,16 +671,24 @@ def test_a_restored_answer_the_documents_no_longer_give_keeps_its_text_with_a_no
     assert app.history.restore("c4", [old])[1][0].restored == "旧版本保存的回答"
 
 
-def test_the_browser_history_key_outlives_a_restart(seed_kb, tmp_path):
+def test_the_browser_history_key_outlives_a_restart_and_cannot_be_lost(seed_kb, tmp_path, caplog):
     import gradio as gr
 
     # Gradio encrypts BrowserState with a random key per server run unless given one: a restart of
-    # `rag chat` made every stored conversation unreadable.
+    # `rag chat` made every stored conversation unreadable. Then a key file was kept, and deleting or
+    # damaging it silently made a new one: every history gone (issue 37 item 5). The key protects
+    # nothing (Gradio sends it to every visitor), so it is now a constant and no file is written.
     from rag.app.history import HISTORY_SECRET_FILE, history_secret
 
     first = history_secret(tmp_path)
-    assert first and history_secret(tmp_path) == first  # the second "run" reads the same key
-    assert (tmp_path / HISTORY_SECRET_FILE).stat().st_mode & 0o077 == 0  # readable by its owner only
+    assert first and history_secret(tmp_path) == first and history_secret(tmp_path / "elsewhere") == first
+    assert not (tmp_path / HISTORY_SECRET_FILE).exists()
+    old = "ab" * 32  # a key file an earlier version wrote: its conversations stay readable
+    (tmp_path / HISTORY_SECRET_FILE).write_text(old, encoding="ascii")
+    assert history_secret(tmp_path) == old
+    (tmp_path / HISTORY_SECRET_FILE).write_text("damaged", encoding="ascii")
+    assert history_secret(tmp_path) == first and "cannot be used" in caplog.text
+    assert (tmp_path / HISTORY_SECRET_FILE).read_text(encoding="ascii") == "damaged"  # left for the user to restore
     keys = []
     for _ in range(2):  # two page builds over the same index folder, as two server runs
         blocks = ChatApp(seed_kb).build()

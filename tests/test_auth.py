@@ -114,3 +114,84 @@ def test_rag_chat_exposed_with_insecure_no_auth_serves_with_a_warning(docs_copy,
     assert main(["chat", "--host", "0.0.0.0", "--insecure-no-auth", "--docs", str(docs_copy),
                  "--index", str(index_copy)]) == 0
     assert served and "anyone who can reach it can change the documents" in capsys.readouterr().err
+
+
+# --- the page: real HTTP ---------------------------------------------------------------------------
+
+PASSWORD = "correct horse battery"
+
+
+def test_an_anonymous_client_of_a_locked_page_can_ask_but_changes_nothing(docs_copy, index_copy, embedder, tmp_path,
+                                                                          monkeypatch):
+    from gradio_client import Client, handle_file
+
+    from rag.kb import KnowledgeBase
+    from tests.test_app import running_app
+
+    upload_dir = tmp_path / "gradio"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(upload_dir))
+    kb = KnowledgeBase(docs_copy, index_copy, embedder)
+    kb.load()
+    before = sorted(p.name for p in docs_copy.iterdir())
+    poisoned = tmp_path / "poison.txt"
+    poisoned.write_text("渝北区人工智能产业基金\n\n渝北区人工智能产业基金规模是1元。\n", encoding="utf-8")
+    with running_app(kb, tmp_path / "reports", auth=AuthConfig(editor_password=PASSWORD)) as url:
+        anonymous = Client(url, verbose=False, analytics_enabled=False)
+        assert anonymous.predict("重庆人工智能产业基金规模有多大？", api_name="/ask")["citations"]
+        assert len(anonymous.predict(api_name="/documents")) == 5
+        with pytest.raises(Exception, match="修改知识库需要编辑密码"):
+            anonymous.predict(handle_file(str(poisoned)), api_name="/add_document")
+        for file in before:
+            with pytest.raises(Exception, match="修改知识库需要编辑密码"):
+                anonymous.predict(file, api_name="/delete_document")
+        wrong = Client(url, verbose=False, analytics_enabled=False, headers={"X-Editor-Password": "guess-guess"})
+        with pytest.raises(Exception, match="编辑密码不正确"):
+            wrong.predict(before[0], api_name="/delete_document")
+        assert sorted(p.name for p in docs_copy.iterdir()) == before and len(kb.index.documents) == 5
+        editor = Client(url, verbose=False, analytics_enabled=False, headers={"X-Editor-Password": PASSWORD})
+        assert editor.predict(handle_file(str(poisoned)), api_name="/add_document")["documents"] == 6
+        assert editor.predict("poison.txt", api_name="/delete_document")["documents"] == 5
+    # Refused uploads leave no copy behind in Gradio's folder.
+    assert [p.name for p in upload_dir.rglob("poison.txt")] == []
+
+
+def test_a_reader_password_guards_the_whole_page_and_its_api(docs_copy, index_copy, embedder, tmp_path):
+    import httpx
+    from gradio_client import Client
+
+    from rag.kb import KnowledgeBase
+    from tests.test_app import running_app
+
+    kb = KnowledgeBase(docs_copy, index_copy, embedder)
+    kb.load()
+    auth = AuthConfig(editor_password=PASSWORD, reader_password="reader-password")
+    with running_app(kb, tmp_path / "reports", auth=auth) as url:
+        assert httpx.get(f"{url}/config", timeout=30).status_code in (401, 403)
+        with pytest.raises(Exception):
+            Client(url, verbose=False, analytics_enabled=False)
+        reader = Client(url, verbose=False, analytics_enabled=False, auth=("reader", "reader-password"))
+        assert len(reader.predict(api_name="/documents")) == 5
+
+
+def test_the_knowledge_tab_refuses_changes_without_the_editor_password(docs_copy, index_copy, embedder, tmp_path,
+                                                                       monkeypatch):
+    from rag.app.layout import ChatApp
+    from rag.kb import KnowledgeBase
+
+    upload_dir = tmp_path / "gradio"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(upload_dir))
+    kb = KnowledgeBase(docs_copy, index_copy, embedder)
+    kb.load()
+    app = ChatApp(kb, auth=AuthConfig(editor_password=PASSWORD))
+    upload = app.state.upload_dir / "abc" / "ferry.txt"
+    upload.parent.mkdir(parents=True)
+    upload.write_text("嘉陵江智能渡轮\n\n渝智一号渡轮可搭载乘客120人。\n", encoding="utf-8")
+    before = sorted(p.name for p in docs_copy.iterdir())
+    for password in (None, "", "wrong-password"):
+        status = app.knowledge.upload([str(upload)], password, progress=lambda *a, **k: None)[2]
+        assert "需要编辑密码" in status
+        assert "需要编辑密码" in app.knowledge.delete(before[0], password, progress=lambda *a, **k: None)[2]
+        assert "需要编辑密码" in app.knowledge.rebuild(password, progress=lambda *a, **k: None)[2]
+    assert sorted(p.name for p in docs_copy.iterdir()) == before and not upload.exists()
+    status = app.knowledge.delete(before[0], PASSWORD, progress=lambda *a, **k: None)[2]
+    assert "已删除" in status and before[0] not in {p.name for p in docs_copy.iterdir()}

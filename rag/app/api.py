@@ -11,6 +11,7 @@ from gradio import FileData
 
 from rag.app.state import DEFAULT_K, PageState
 from rag.app.uploads import GONE, discard_upload, in_upload_folder, saved_bytes
+from rag.auth import EDITOR_HEADER
 from rag.config import MAX_PASSAGES
 from rag.kb import UploadError
 from rag.retrieve import QuestionError
@@ -67,12 +68,24 @@ class Api:
         """Return the knowledge base's documents: title, file, date, chunks, time added and note."""
         return [dataclasses.asdict(row) for row in self.state.kb.documents()]
 
-    def add_document(self, file: FileData) -> dict:
+    def _check_editor(self, request: gr.Request | None, file=None) -> None:
+        """Refuse a change unless the request carries the editor password (when one is set)."""
+        given = request.headers.get(EDITOR_HEADER) if request is not None else None
+        if not self.state.auth.may_edit(given):
+            if isinstance(file, dict) and isinstance(file.get("path"), str):
+                discard_upload(Path(file["path"]), self.state.upload_dir)  # its upload is of no further use
+            raise refusal("修改知识库需要编辑密码：请在请求头 X-Editor-Password 中提供（gradio_client："
+                          "Client(url, headers={\"X-Editor-Password\": 密码})）" if given is None else
+                          "编辑密码不正确，知识库未改变")
+
+    def add_document(self, file: FileData, request: gr.Request = None) -> dict:
         """Add one uploaded document and re-index; return its stored name and the new corpus size.
 
         A refused file (type, size, conversion limits, same name or text as a document) raises an
-        error saying why, and changes nothing.
+        error saying why, and changes nothing. With an editor password set, the request's
+        X-Editor-Password header must hold it.
         """
+        self._check_editor(request, file)
         # gr.api hands the file over unprocessed, as the FileData dict the client sent.
         if not file:
             raise refusal("没有收到文件：请用 handle_file(路径) 传入要上传的文件")
@@ -98,8 +111,9 @@ class Api:
                 "documents": report.documents, "chunks": report.chunks, "embedded": report.embedded,
                 "cached": report.cached, "seconds": round(report.seconds, 3)}
 
-    def remove_document(self, file: str) -> dict:
-        """Delete one document by its file name and re-index; return the new corpus size."""
+    def remove_document(self, file: str, request: gr.Request = None) -> dict:
+        """Delete one document by its file name and re-index; return the new corpus size (editor password as above)."""
+        self._check_editor(request)
         try:
             report = self.state.kb.delete(file)
         except UploadError as exc:

@@ -1,4 +1,4 @@
-"""The conversations a browser keeps (localStorage, encrypted): records, their key, and restoring them."""
+"""The conversations a browser keeps (localStorage, unencrypted in effect): records, their key, and restoring them."""
 
 from __future__ import annotations
 
@@ -24,37 +24,32 @@ MAX_HISTORY = 20  # conversations kept in the browser (localStorage holds a few 
 _CHANGED_NOTE = "（从本浏览器的历史恢复：文档已有变化，按现在的文档回答会不同，出处不再对应；点“重新回答”查看新的回答）"
 _LLM_RESTORED_NOTE = "（从本浏览器的历史恢复：大模型的回答不会自动重算，出处未显示；点“重新回答”可重新查看）"
 RESTORE_SECONDS = 5.0  # wall-clock bound on re-reading a restored conversation's sources
-HISTORY_SECRET_FILE = ".browser-history-secret"
+HISTORY_SECRET_FILE = ".browser-history-secret"  # written by versions before 2026-12-08, still read
+HISTORY_KEY_CONSTANT = "wenyu-browser-history/1: not a secret, see history_secret"
 
 
-def history_secret(folder: Path) -> str | None:
-    """Return the key the browser's history is encrypted with, kept in `folder` so a restart can still read it.
+def history_secret(folder: Path) -> str:
+    """Return the key Gradio's BrowserState scrambles the browser's conversations with.
 
-    Gradio makes a random key per server run otherwise, and every stored conversation is lost on restart.
-    None (a key for this run only) when the folder cannot hold the file.
+    It protects nothing: Gradio hands it to every visitor (`GET /config`), so the history is in effect
+    kept unencrypted in the browser, and the page says so. What matters is that no key can be lost:
+    the key is a constant, unless an earlier version's key file is in `folder` (its conversations stay
+    readable). A damaged key file is reported and left as it is, never silently replaced.
     """
     path = Path(folder) / HISTORY_SECRET_FILE
     try:
         secret = path.read_text(encoding="ascii").strip()
-        if len(secret) >= 32:
-            return secret
-    except (OSError, UnicodeDecodeError):
-        pass
-    import os
-    import secrets
-
-    secret = secrets.token_hex(32)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(secret)
-        os.replace(tmp, path)
+    except FileNotFoundError:
+        return HISTORY_KEY_CONSTANT
+    except (OSError, UnicodeDecodeError) as exc:
+        secret, problem = "", f"{type(exc).__name__}: {exc}"
+    else:
+        problem = "shorter than 32 characters"
+    if len(secret) >= 32:
         return secret
-    except OSError:
-        log.warning("cannot keep the history key in %s: conversations stay readable until this server stops", folder)
-        return None
+    log.warning("the browser-history key %s cannot be used (%s): conversations saved under it are not shown; "
+                "the file is left as it is, restore it to get them back", path, problem)
+    return HISTORY_KEY_CONSTANT
 
 
 def history_record(conversation: str, turns: Sequence[Turn]) -> dict:

@@ -31,10 +31,22 @@ class KnowledgeTab:
         files = [r.file for r in self.state.kb.documents()]
         return (self.document_table(), gr.update(choices=files, value=None), message, self.header())
 
-    def upload(self, paths: list[str] | None, progress=gr.Progress()):
+    def _locked(self, password: str | None) -> str:
+        """Why a change is refused for this password (empty when it may go ahead)."""
+        if self.state.auth.may_edit(password):
+            return ""
+        log.warning("refused: a knowledge-base change without the editor password")
+        return "✗ 修改知识库需要编辑密码：请在上方输入正确的编辑密码，知识库未改变。"
+
+    def upload(self, paths: list[str] | None, password: str | None = None, progress=gr.Progress()):
         """Validate, store and index uploaded files, one by one; report each."""
         if not paths:
             return gr.update(), gr.update(), "请先选择要上传的文件。", gr.update(), gr.update()
+        refused = self._locked(password)
+        if refused:
+            for path in paths:  # nothing is lost: the user still has the files, and may upload them again
+                discard_upload(Path(path), self.state.upload_dir)
+            return self._views(_status([refused])) + (None,)
         lines = []
         for path in paths:
             path = Path(path)
@@ -58,18 +70,24 @@ class KnowledgeTab:
                          f"用时 {report.seconds:.1f} 秒")
         return self._views(_status(lines)) + (None,)
 
-    def delete(self, file: str | None, progress=gr.Progress()):
+    def delete(self, file: str | None, password: str | None = None, progress=gr.Progress()):
         """Delete one document and re-index."""
         if not file:  # nothing chosen, or the confirmation was cancelled
             return self._views(_status(["未删除任何文档：请先在下拉框中选择要删除的文档并确认。"]))
+        refused = self._locked(password)
+        if refused:
+            return self._views(_status([refused]))
         try:
             report = self.state.kb.delete(file, progress=_progress(progress))
         except UploadError as exc:
             return self._views(_status([f"✗ {exc}"]))
         return self._views(_status([f"✓ 已删除 {file}，索引已更新（{report.documents} 篇文档，{report.chunks} 个段落）"]))
 
-    def rebuild(self, progress=gr.Progress()):
+    def rebuild(self, password: str | None = None, progress=gr.Progress()):
         """Re-index the documents folder (changed files only are embedded)."""
+        refused = self._locked(password)
+        if refused:
+            return self._views(_status([refused]))
         try:
             report = self.state.kb.rebuild(progress=_progress(progress))
         except (FileNotFoundError, IndexProblem) as exc:

@@ -16,6 +16,7 @@ from rag.app.kb_tab import KnowledgeTab
 from rag.app.render import sources_placeholder
 from rag.app.session import Turn
 from rag.app.state import ANSWER_SLOTS, DEFAULT_K, PageState
+from rag.auth import READER_USER, AuthConfig
 from rag.config import Settings
 from rag.kb import CONVERTED_SUFFIXES, MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, KnowledgeBase
 from rag.types import AnswerMode, Mode
@@ -33,8 +34,8 @@ class ChatApp:
     """The page over one shared `KnowledgeBase`: its handlers, one object per tab; `build()` returns the Gradio Blocks."""
 
     def __init__(self, kb: KnowledgeBase, settings: Settings | None = None, gold_path: Path | None = None,
-                 eval_dir: Path | None = None) -> None:
-        self.state = PageState(kb, settings)
+                 eval_dir: Path | None = None, auth: AuthConfig | None = None) -> None:
+        self.state = PageState(kb, settings, auth)
         self.api = Api(self.state)
         self.chat = Chat(self.state)
         self.history = BrowserHistory(self.state)
@@ -104,7 +105,7 @@ class ChatApp:
                 # Outside the accordion: a closed one does not mount its components, so nothing would be stored.
                 history = gr.BrowserState([], storage_key=HISTORY_KEY, secret=history_secret(self.state.kb.index_dir))
                 conversation = gr.State("")
-                with gr.Accordion("历史对话（保存在本浏览器）", open=False, elem_id="history"):
+                with gr.Accordion("历史对话（保存在本浏览器，未加密）", open=False, elem_id="history"):
                     with gr.Row():
                         picker = gr.Dropdown(choices=[], value=None, label="选择对话", scale=4, elem_id="history-choice")
                         restore = gr.Button("恢复", size="sm", scale=1, elem_id="history-restore")
@@ -187,6 +188,9 @@ class ChatApp:
             datatype=["str", "str", "str", "number", "str", "str"], interactive=False, wrap=True,
             label="文档列表", elem_id="doc-table",
         )
+        # Shown only when changes are locked (rag/auth.py); the handlers check it on the server.
+        password = gr.Textbox(label="编辑密码", type="password", visible=self.state.auth.editing_locked,
+                              placeholder="上传、删除和重建索引需要编辑密码", elem_id="editor-password")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
                 # No file_types: Gradio's own check refuses in English ("Invalid file type"); KnowledgeBase.add says why in Chinese.
@@ -203,9 +207,9 @@ class ChatApp:
         # After a change of ours the notice about the disk is out of date (a switch it reported, files it listed).
         notice = {"fn": self.knowledge.index_notice, "outputs": self._notice_outputs, "show_progress": "hidden",
                   "api_visibility": "private"}
-        upload.click(self.knowledge.upload, [files], views + [files], **hidden).then(**notice)
-        delete.click(self.knowledge.delete, [choice], views, js=_CONFIRM_DELETE_JS, **hidden).then(**notice)
-        rebuild.click(self.knowledge.rebuild, None, views, **hidden).then(**notice)
+        upload.click(self.knowledge.upload, [files, password], views + [files], **hidden).then(**notice)
+        delete.click(self.knowledge.delete, [choice, password], views, js=_CONFIRM_DELETE_JS, **hidden).then(**notice)
+        rebuild.click(self.knowledge.rebuild, [password], views, **hidden).then(**notice)
         return table, choice
 
     def _eval_tab(self) -> None:
@@ -284,7 +288,7 @@ _COPY_JS = """
 }
 """
 
-_CONFIRM_DELETE_JS = "(file) => (file && confirm('删除 ' + file + ' 并更新索引？')) ? file : null"
+_CONFIRM_DELETE_JS = "(file, password) => (file && confirm('删除 ' + file + ' 并更新索引？')) ? [file, password] : [null, password]"
 
 
 def launch_options() -> dict:
@@ -312,10 +316,14 @@ def serve(kb: KnowledgeBase, host: str = "127.0.0.1", port: int = 7860, block: b
     """Build the page over `kb` and serve it; return the Blocks (running in the background if not `block`)."""
     app = ChatApp(kb, **kwargs)
     demo = app.build()
+    auth = app.state.auth
     # The page comes up while the reader and the rest load; a question asked meanwhile waits for them.
     threading.Thread(target=app.state.warm, name="warm", daemon=True).start()
     demo.queue(default_concurrency_limit=1)
     blocked = [str(kb.docs_dir.resolve()), str(kb.index_dir.resolve())]
     demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, inbrowser=False,
-                quiet=not block, blocked_paths=blocked, **launch_options())
+                quiet=not block, blocked_paths=blocked, **launch_options(),
+                # A reader password puts Gradio's login in front of everything, the API included.
+                auth=auth.may_read if auth.reader_password else None,
+                auth_message=f"请输入阅读密码（用户名任意，如 {READER_USER}）" if auth.reader_password else None)
     return demo

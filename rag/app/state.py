@@ -1,4 +1,4 @@
-"""What every handler of the page shares: the knowledge base, the settings, the reader and the LLM slots."""
+"""What every handler of the page shares: the knowledge base, the settings, the passwords, the reader and the LLM slots."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from gradio.utils import get_upload_folder
 
 from rag.answer import Answerer
+from rag.auth import AuthConfig
 from rag.config import Settings, load_settings
 from rag.freshness import FreshnessCheck
 from rag.kb import KnowledgeBase
@@ -31,8 +32,9 @@ ANSWER_SLOTS = 2 + LLM_SLOTS
 class PageState:
     """The page's shared state over one `KnowledgeBase`: the live index's answerer, and what changed on disk."""
 
-    def __init__(self, kb: KnowledgeBase, settings: Settings | None = None) -> None:
+    def __init__(self, kb: KnowledgeBase, settings: Settings | None = None, auth: AuthConfig | None = None) -> None:
         self.kb = kb
+        self.auth = auth or AuthConfig()  # who may change the documents (rag/auth.py)
         self.settings = settings or load_settings()
         self._llm_slots = threading.BoundedSemaphore(LLM_SLOTS)
         self.reader = Reader()  # one reader for every question: it loads its weights on first use
