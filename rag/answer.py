@@ -408,12 +408,25 @@ def _same_text(text: str, chosen: Sequence[Candidate]) -> bool:
     return any(squashed in textmod.squash(c.text) or textmod.squash(c.text) in squashed for c in chosen)
 
 
+# What a question asks with, at its end: quoting it in "没有找到…的相关信息" reads badly ("面积呢", "是多少").
+_ASKING_TAIL = re.compile(r"(?:(?:是|为|有|在|叫|约|大约)?(?:多少|多大|多高|多长|多久|多远|多重|几[个年月日天家台辆项]?|什么时候|什么|哪里|哪儿|哪些|"
+                          r"哪几个|哪个|哪一年|哪年|谁|何时|如何|怎样|怎么样|怎么)|是|有)?"
+                          r"(?:[呢吗嘛吧啊呀])?[?？。!！\s]*$")
+
+
+def asked_topic(question: str) -> str:
+    """Return the question without its asking words at the end: "模力高地的面积呢？" → "模力高地的面积"."""
+    topic = _ASKING_TAIL.sub("", question.strip())
+    topic = topic.rstrip("，,、的")
+    return topic if len(topic) >= 2 else question.strip().rstrip("?？。!！")
+
+
 def abstain_text(profile: QuestionProfile) -> str:
     """Return the "the documents do not say" message in the question's language."""
     if profile.english:
         return _ABSTAIN_EN
-    topic = profile.text.strip().rstrip("?？。!！")
-    message = _ABSTAIN_ZH.format(topic=f"“{topic}”" if len(topic) <= 40 else "该问题")
+    topic = asked_topic(profile.text)
+    message = _ABSTAIN_ZH.format(topic=f"“{topic}”" if 0 < len(topic) <= 40 else "该问题")
     if profile.traditional:
         return _to_traditional(message)
     return message

@@ -245,3 +245,18 @@ def test_a_reader_english_cut_outside_0_to_1_is_refused():
 
     with pytest.raises(ValueError, match="reader_threshold_english must be within"):
         AnswerConfig(reader_threshold_english=-0.1)
+
+
+@pytest.mark.parametrize("question, topic", [
+    ("模力高地的面积呢", "模力高地的面积"),  # was quoted whole: 没有找到“模力高地的面积呢”的相关信息
+    ("重庆的人口是多少？", "重庆的人口"),
+    ("重庆师范大学副校长是谁？", "重庆师范大学副校长"),
+    ("长安汽车的总部在哪里", "长安汽车的总部"),
+    ("重庆有哪些人工智能企业？", "重庆有哪些人工智能企业"),  # asking words inside the question stay
+    ("算力券", "算力券"),
+])
+def test_an_abstention_names_what_was_asked_without_the_asking_words(question, topic):
+    from rag.answer import abstain_text, asked_topic
+
+    assert asked_topic(question) == topic
+    assert abstain_text(profile_question(question)) == f"资料中没有找到“{topic}”的相关信息。"

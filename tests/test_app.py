@@ -694,3 +694,39 @@ def test_the_browser_history_key_outlives_a_restart_and_cannot_be_lost(seed_kb, 
         blocks = ChatApp(seed_kb).build()
         keys.append([b.secret for b in blocks.blocks.values() if isinstance(b, gr.BrowserState)])
     assert keys[0] == keys[1] == [history_secret(seed_kb.index_dir)]
+
+
+def _raw_call(url: str, api: str, data: list) -> tuple[str, str]:
+    """Call an endpoint over plain HTTP as a non-Python client would; return (event, data) of its last message."""
+    import httpx
+
+    event_id = httpx.post(f"{url}/gradio_api/call/{api}", json={"data": data}, timeout=60).json()["event_id"]
+    with httpx.stream("GET", f"{url}/gradio_api/call/{api}/{event_id}", timeout=300) as response:
+        lines = [line for line in response.iter_lines() if line]
+    events = [line.split(":", 1)[1].strip() for line in lines if line.startswith("event:")]
+    payloads = [line.split(":", 1)[1].strip() for line in lines if line.startswith("data:")]
+    return events[-1], payloads[-1]
+
+
+def test_misused_endpoints_are_refused_with_a_message_and_no_traceback(seed_kb, tmp_path, capfd):
+    # Issue 37 item 6: these ended in a server traceback and no message for the caller.
+    from gradio_client import Client
+
+    with running_app(seed_kb, tmp_path / "reports") as url:
+        client = Client(url, verbose=False, analytics_enabled=False)
+        for value in ("a string", None, 12345):
+            with pytest.raises(Exception, match="没有收到文件"):
+                client.predict(value, api_name="/add_document")
+        for value in ([], {}, 7):
+            with pytest.raises(Exception, match="需要文档的文件名"):
+                client.predict(value, api_name="/delete_document")
+        server_file = {"path": "/etc/passwd", "orig_name": "passwd.txt", "meta": {"_type": "gradio.FileData"}}
+        event, data = _raw_call(url, "add_document", [server_file])
+        assert event == "error" and "只接受先上传到本服务的文件" in data
+        event, data = _raw_call(url, "ask", ["重庆人工智能产业基金规模有多大？"])  # the other three take defaults
+        assert event == "complete" and "200亿" in data
+        event, data = _raw_call(url, "ask", [])
+        assert event == "error" and "参数不足" in data
+        assert len(seed_kb.index.documents) == 5
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "refused:" in err

@@ -46,6 +46,31 @@ def whole_k(value) -> int:
 
 
 
+class PageBlocks(gr.Blocks):
+    """gr.Blocks whose API answers malformed calls with a refusal, not Gradio's traceback.
+
+    Gradio checks a call's arguments before the handler runs: too few arguments (a raw HTTP client
+    sending only the question) and a file path not uploaded to this server fail there, outside the
+    handlers' own checks. Missing trailing arguments that have defaults take them; the rest is refused.
+    """
+
+    async def preprocess_data(self, block_fn, inputs, state, explicit_call=False):
+        from gradio.components.api_component import Api as ApiComponent
+        from gradio.exceptions import InvalidPathError
+
+        name = block_fn.api_name or "api"
+        inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        if len(inputs) < len(block_fn.inputs):
+            missing = block_fn.inputs[len(inputs):]
+            if not all(isinstance(b, ApiComponent) and b.value is not None for b in missing):
+                raise refusal(f"/{name}：参数不足（需要 {len(block_fn.inputs)} 个，收到 {len(inputs)} 个）")
+            inputs += [b.value for b in missing]
+        try:
+            return await super().preprocess_data(block_fn, inputs, state, explicit_call)
+        except InvalidPathError:
+            raise refusal(f"/{name}：只接受先上传到本服务的文件（gradio_client 的 handle_file），不读取服务器上的其他路径") from None
+
+
 class Api:
     """The API's handlers; the knowledge base's changes take turns with the 知识库 tab's buttons."""
 
@@ -87,10 +112,12 @@ class Api:
         """
         self._check_editor(request, file)
         # gr.api hands the file over unprocessed, as the FileData dict the client sent.
-        if not file:
+        if not isinstance(file, (dict, FileData)) or not (file.get("path") if isinstance(file, dict) else file.path):
             raise refusal("没有收到文件：请用 handle_file(路径) 传入要上传的文件")
+        if isinstance(file, dict) and not isinstance(file["path"], str):
+            raise refusal("文件的 path 必须是字符串：请用 handle_file(路径) 传入要上传的文件")
         path = Path(file["path"] if isinstance(file, dict) else file.path)
-        name = (file.get("orig_name") if isinstance(file, dict) else file.orig_name) or path.name
+        name = str((file.get("orig_name") if isinstance(file, dict) else file.orig_name) or path.name)
         # The path comes from the client as it sent it: only a file it uploaded to this server is read,
         # never another file of the machine ("/etc/passwd", the index, other users' documents).
         if not in_upload_folder(path, self.state.upload_dir):
@@ -114,6 +141,8 @@ class Api:
     def remove_document(self, file: str, request: gr.Request = None) -> dict:
         """Delete one document by its file name and re-index; return the new corpus size (editor password as above)."""
         self._check_editor(request)
+        if not isinstance(file, str) or not file.strip():
+            raise refusal(f"/delete_document 需要文档的文件名（字符串），收到 {type(file).__name__}：{str(file)[:40]!r}")
         try:
             report = self.state.kb.delete(file)
         except UploadError as exc:

@@ -8,7 +8,7 @@ from pathlib import Path
 import gradio as gr
 
 from rag.answer import Answerer
-from rag.app.api import Api
+from rag.app.api import Api, PageBlocks
 from rag.app.chat import Chat
 from rag.app.eval_tab import EVAL_COLUMNS, QUESTION_COLUMNS, EvaluationTab, filter_questions
 from rag.app.history import HISTORY_KEY, BrowserHistory, history_choices, history_secret
@@ -50,7 +50,7 @@ class ChatApp:
         """Return the Gradio app."""
         answerer = self.state.answerer()
         llm = answerer.llm_available
-        with gr.Blocks(title="问渝 · 有出处的中文问答", analytics_enabled=False) as demo:
+        with PageBlocks(title="问渝 · 有出处的中文问答", analytics_enabled=False) as demo:
             header = gr.HTML(self.knowledge.header())
             with gr.Row(elem_id="index-notice", visible=False) as notice:
                 notice_text = gr.Markdown("", elem_id="index-notice-text")
