@@ -71,3 +71,31 @@ def test_docx_table_cell_is_cited_by_table_and_row(kb):
     assert "86人" in answer.text
     assert answer.citations[0].location.startswith("表1 第3行")
     assert answer.to_dict()["citations"][0]["location"].startswith("表1 第3行")  # what /ask and --json return
+
+
+def test_sparse_sheet_rows_keep_their_sheet_numbers():
+    import io
+
+    import openpyxl
+
+    from rag.convert import convert
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "统计"
+    for ref, value in {"A1": "港区", "B1": "吞吐量", "A2": "果园港", "B2": "3125.6万吨", "XFD2000": "末格备注"}.items():
+        sheet[ref] = value
+    buffer = io.BytesIO()
+    book.save(buffer)
+    result = convert(buffer.getvalue(), "稀疏.xlsx")
+    rows = {result.text[r.start:r.end]: r.label for r in result.regions if r.kind == "row"}
+    # The last cell is on the sheet's row 2000, not the third populated row.
+    assert rows == {"港区：果园港；吞吐量：3125.6万吨。": "第2行", "XFD：末格备注。": "第2000行"}
+
+
+def test_csv_rows_after_a_blank_line_keep_their_line_numbers():
+    from rag.convert import convert
+
+    result = convert("船名,载客量\n渝智一号,120人\n\n渝智二号,86人\n".encode("utf-8"), "渡轮.csv")
+    rows = [r.label for r in result.regions if r.kind == "row"]
+    assert rows == ["第2行", "第4行"]
