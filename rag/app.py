@@ -31,7 +31,7 @@ from rag.config import MAX_PASSAGES, Settings, load_settings
 from rag.freshness import FreshnessCheck
 from rag.index import IndexProblem
 from rag.convert.ocr import LOW_CONFIDENCE
-from rag.kb import CONVERTED_SUFFIXES, MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, KnowledgeBase, UploadError
+from rag.kb import CONVERTED_SUFFIXES, MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, KnowledgeBase, UploadError, skipped_summary
 from rag.llm import Discard
 from rag.retrieve import QuestionError, check_question
 from rag.types import Answer, AnswerMode, Citation, Document, Hit, Mode
@@ -860,7 +860,7 @@ class ChatApp:
         return self._kb_views(_status([
             f"✓ 索引已重建：{report.documents} 篇文档，{report.chunks} 个段落；新嵌入 {report.embedded} 段，"
             f"复用缓存 {report.cached} 段，用时 {report.seconds:.1f} 秒"
-        ]))
+        ] + skipped_summary(report.skipped)))  # every file accounted for, as `rag index` does
 
     def header(self) -> str:
         """Return the page header: name, corpus size and model."""

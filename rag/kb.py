@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import logging
 import os
+import re
 import threading
 import unicodedata
 import uuid
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.clean import clean
+from rag.convert import limits
 from rag.convert.limits import MAX_UPLOAD_BYTES, TOO_LARGE, ConversionError, megabytes
 from rag.convert.ocr import LOW_CONFIDENCE
 from rag.convert.registry import CONVERTED_SUFFIXES, convert
@@ -330,15 +332,34 @@ def _ready(index: Index) -> Index:
 
 
 # The reasons `rag index` gives in English, as the (Chinese) page names them.
-_SKIP_REASONS = {"unsupported type": "不支持的文件类型", "too large": "超出上限", "damaged": "无法读取",
-                 "encrypted": "已加密", "empty": "没有文字", "timed out": "转换超时",
-                 "needs OCR, not installed": "需要 OCR 组件"}
+_SKIP_REASONS = {limits.UNSUPPORTED: "不支持的文件类型", limits.TOO_LARGE: "超出上限", limits.DAMAGED: "无法读取",
+                 limits.ENCRYPTED: "已加密", limits.EMPTY: "没有文字", limits.TIMED_OUT: "转换超时",
+                 limits.NO_OCR: "需要 OCR 组件", limits.DUPLICATE: "重复"}
+# The details rag.load writes in English (converters write theirs in Chinese).
+_DETAILS = [(re.compile(r"no text"), ""),
+            (re.compile(r"([\d.]+) MB, over the (\d+) MB limit"), r"\1 MB，超过了 \2 MB 的上限")]
 
 
 def skip_reason(reason: str) -> str:
-    """Return why a file was not indexed, in Chinese: "超出上限（big.txt 有 30.0 MB…）"."""
+    """Return why a file was not indexed, in Chinese: "超出上限（30.0 MB，超过了 5 MB 的上限）"."""
     kind, _, detail = reason.partition(": ")
-    return f"{_SKIP_REASONS[kind]}（{detail}）" if kind in _SKIP_REASONS and detail else reason
+    if kind not in _SKIP_REASONS or not detail:
+        return reason
+    for pattern, chinese in _DETAILS:
+        if pattern.fullmatch(detail):
+            detail = pattern.sub(chinese, detail)
+    label = _SKIP_REASONS[kind]
+    if not detail or detail.startswith(label):  # "无法读取 a.pdf：…" says it already
+        return detail or label
+    return f"{label}（{detail}）"
+
+
+def skipped_summary(skipped) -> list[str]:
+    """Return the page's lines on the files a build did not index, one per reason: "未索引（已加密）1 个：a.pdf"."""
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in skipped:
+        by_reason.setdefault(_SKIP_REASONS.get(reason.partition(": ")[0], "其他原因"), []).append(name)
+    return [f"未索引（{label}）{len(names)} 个：{'、'.join(names)}" for label, names in by_reason.items()]
 
 
 def document_note(doc: Document) -> str:

@@ -678,3 +678,21 @@ def test_the_browser_history_key_outlives_a_restart(seed_kb, tmp_path):
         blocks = ChatApp(seed_kb).build()
         keys.append([b.secret for b in blocks.blocks.values() if isinstance(b, gr.BrowserState)])
     assert keys[0] == keys[1] == [history_secret(seed_kb.index_dir)]
+
+
+def test_the_knowledge_base_tab_names_every_file_the_index_skipped_and_why(docs_copy, index_copy, embedder):
+    kb = KnowledgeBase(docs_copy, index_copy, embedder)
+    kb.load()
+    app = ChatApp(kb)
+    (docs_copy / "汇报.pptx").write_bytes(b"PK\x03\x04 not read")
+    (docs_copy / "损坏.pdf").write_bytes(b"%PDF-1.4\n1 0 obj <<>> garbage")
+    with open(docs_copy / "big.txt", "wb") as f:
+        f.truncate(6 * 1024 * 1024)
+    table, _, status, _ = app.rebuild(progress=lambda *args, **kwargs: None)
+    status = html.unescape(status)
+    assert "未索引（不支持的文件类型）1 个：汇报.pptx" in status and "未索引（无法读取）1 个：损坏.pdf" in status
+    assert "未索引（超出上限）1 个：big.txt" in status
+    notes = {row[1]: row[5] for row in table}  # the document list's 备注 column
+    assert notes["汇报.pptx"] == "未索引：不支持的文件类型（.pptx）"
+    assert notes["big.txt"] == "未索引：超出上限（6.0 MB，超过了 5 MB 的上限）"
+    assert notes["损坏.pdf"].startswith("未索引：无法读取 损坏.pdf：不是有效的 PDF")

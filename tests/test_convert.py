@@ -251,3 +251,58 @@ def test_the_knowledge_base_names_skipped_files_in_chinese():
 
     assert skip_reason("unsupported type: .pptx") == "不支持的文件类型（.pptx）"
     assert skip_reason("same text as a.txt") == "same text as a.txt"
+
+
+def _encrypted_pdf() -> bytes:
+    from pypdf import PdfWriter
+
+    from tests.test_kb import minimal_pdf
+
+    writer = PdfWriter(clone_from=io.BytesIO(minimal_pdf("secret")))
+    writer.encrypt("password")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _ole(*streams: str) -> bytes:
+    """Return the head of an OLE container naming `streams` (as a password-protected Office file is)."""
+    return b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 504 + b"".join(s.encode("utf-16-le") + b"\0\0" for s in streams)
+
+
+def test_every_reason_a_folder_file_is_skipped_for_is_reached(tmp_path, monkeypatch):
+    from rag.convert import limits
+    from rag.load import load_folder
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "渡轮.txt").write_text("嘉陵江智能渡轮试运行，可搭载乘客120人。", encoding="utf-8")
+    (docs / "汇报.pptx").write_bytes(b"PK\x03\x04 not read")
+    with open(docs / "big.txt", "wb") as f:
+        f.truncate(6 * 1024 * 1024)
+    (docs / "损坏.pdf").write_bytes(b"%PDF-1.4\n1 0 obj <<>> garbage")
+    (docs / "加密.pdf").write_bytes(_encrypted_pdf())
+    (docs / "加密.docx").write_bytes(_ole("EncryptionInfo", "EncryptedPackage"))
+    (docs / "旧版.xlsx").write_bytes(_ole("Workbook"))  # an .xls renamed: damaged, with what to do
+    (docs / "空白.txt").write_text("  \n\n ", encoding="utf-8")
+    (docs / "渡轮（副本）.txt").write_text("嘉陵江智能渡轮试运行，可搭载乘客120人。", encoding="utf-8")
+    skipped = dict(load_folder(docs).skipped)
+    kinds = {name: reason.partition(": ")[0] for name, reason in skipped.items()}
+    assert kinds == {"汇报.pptx": "unsupported type", "big.txt": "too large", "损坏.pdf": "damaged", "加密.pdf": "encrypted",
+                     "加密.docx": "encrypted", "旧版.xlsx": "damaged", "空白.txt": "empty", "渡轮（副本）.txt": "duplicate"}
+    assert "另存为 .xlsx" in skipped["旧版.xlsx"] and "same text as 渡轮.txt" in skipped["渡轮（副本）.txt"]
+
+    monkeypatch.setattr(limits, "CONVERT_SECONDS", 0.0)  # any conversion now runs past its time budget
+    (docs / "新闻.html").write_text("<html><body><p>朝天门码头周末客流达到5100人次。</p></body></html>", encoding="utf-8")
+    skipped = dict(load_folder(docs).skipped)
+    assert skipped["新闻.html"].startswith("timed out: ") and "转换超时" in skipped["新闻.html"]
+
+
+def test_every_skip_reason_has_its_chinese_name_for_the_page():
+    from rag.convert.limits import REASONS
+    from rag.kb import skip_reason
+
+    for kind in REASONS:
+        assert skip_reason(f"{kind}: x") != f"{kind}: x", kind
+    assert skip_reason("too large: 30.0 MB, over the 5 MB limit") == "超出上限（30.0 MB，超过了 5 MB 的上限）"
+    assert skip_reason("empty: no text") == "没有文字"
