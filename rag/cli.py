@@ -195,8 +195,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("bench") / "results", help="results folder (default: bench/results/)")
     p.add_argument("--docs", type=Path, default=None, help=DOCS_HELP + "; with --load: copied for the server "
                    "(default: seeds/)")
-    p.add_argument("--ingest", action="store_true", help="only the document-reading figures: OCR seconds per page "
-                   "and table rows indexed per second (bench/results/ingest-latest.md)")
+    p.add_argument("--ingest", action="store_true", help="only the document-reading figures: OCR seconds per page, "
+                   "table rows indexed per second, and a folder of 50 mixed files converted, then converted again "
+                   "after one edit (bench/results/ingest-latest.md)")
     p.add_argument("--store", choices=("qdrant",), default=None, help="only the search backends side by side: "
                    "FAISS + bm25s and embedded Qdrant at 10k and 100k synthetic passages (bench/results/store-latest.md)")
     load = p.add_argument_group("load test (--load)")
