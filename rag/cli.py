@@ -275,7 +275,11 @@ def _progress_bar():
             print(f"converting {stage[len('convert '):]} (file {done + 1} of {total})",
                   file=getattr(sys.stderr, "unescaped", sys.stderr), flush=True)
             return
-        if ": " in stage:
+        if ": " in stage:  # a converter's own steps: of these, OCR is long enough to say page j of m
+            name, _, step = stage.partition(": ")
+            if step.startswith("OCR "):
+                print(f"  {name}: OCR page {done + 1} of {total}", file=getattr(sys.stderr, "unescaped", sys.stderr),
+                      flush=True)
             return
         bar = bars.get(stage)
         if bar is None:

@@ -306,3 +306,93 @@ def test_every_skip_reason_has_its_chinese_name_for_the_page():
         assert skip_reason(f"{kind}: x") != f"{kind}: x", kind
     assert skip_reason("too large: 30.0 MB, over the 5 MB limit") == "超出上限（30.0 MB，超过了 5 MB 的上限）"
     assert skip_reason("empty: no text") == "没有文字"
+
+
+# --- issue 36 end to end: `rag index` over a folder of every kind, then `rag ask` ------------------------
+
+_CABLEWAYS = [("索道", "全长", "开通年份"), ("长江索道", "1166米", "1987年"), ("嘉陵江索道", "740米", "1982年")]
+# One fact per file, asked of `rag ask`: (question, words of the answer, file, where its citation must point).
+_FACTS = [
+    ("嘉陵三号渡轮的最高航速是多少？", "18公里每小时", "航运统计.pdf", "第2页"),
+    ("缙云山景区每天开放多长时间？", "十二个小时", "景区扫描件.pdf", "第2页"),
+    ("长江索道全长多少米？", "1166米", "索道.docx", "表1 第2行"),
+    ("寸滩港2025年的货物吞吐量是多少万吨？", "1106.9", "港口.xlsx", "第4行"),
+    ("洪崖洞夜游船每晚开行几个班次？", "六个班次", "夜游.html", None),
+    ("南滨路观光巴士的票价是多少？", "十五元", "巴士.png", None),
+]
+
+
+def _cableway_docx() -> bytes:
+    import docx
+
+    document = docx.Document()
+    document.core_properties.title = "重庆索道一览"
+    document.add_paragraph("下表列出重庆主城的过江索道。")
+    table = document.add_table(rows=len(_CABLEWAYS), cols=3)
+    for r, row in enumerate(_CABLEWAYS):
+        for c, value in enumerate(row):
+            table.rows[r].cells[c].text = value
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.slow  # OCR of three pages and one index build: ~1 min on two idle cores
+def test_rag_index_reads_every_kind_in_a_folder_and_rag_ask_cites_page_or_row(tmp_path, monkeypatch, capsys, embedder):
+    from tests.documents import FONT, png, scanned_pdf, table_pdf, xlsx_bytes
+
+    from rag.cli import main
+    from rag.convert import ocr
+
+    if not Path(FONT).exists() or not ocr.available():
+        pytest.skip("needs fonts-noto-cjk to draw the scans and the OCR extra to read them")
+    import rag.embed
+    import rag.index.live
+
+    # One model load for the whole test: the session's embedder stands in for every command's.
+    monkeypatch.setattr(rag.embed, "make_embedder", lambda *args, **kwargs: embedder)
+    monkeypatch.setattr(rag.index.live, "make_embedder", lambda *args, **kwargs: embedder)
+    docs, index = tmp_path / "docs", tmp_path / "index"
+    docs.mkdir()
+    (docs / "航运统计.pdf").write_bytes(table_pdf())  # a text layer; ruled table on page 2
+    (docs / "景区扫描件.pdf").write_bytes(scanned_pdf([["缙云山景区资料汇编", "目录与说明。"],
+                                                  ["缙云山景区简介", "缙云山景区每天开放十二个小时。"]]))
+    (docs / "索道.docx").write_bytes(_cableway_docx())
+    (docs / "港口.xlsx").write_bytes(xlsx_bytes())
+    (docs / "夜游.html").write_text("<html><head><title>夜游两江</title></head><body><article><h1>夜游两江</h1>"
+                                   "<p>洪崖洞夜游船每晚开行六个班次，航线经过朝天门。</p></article></body></html>", encoding="utf-8")
+    (docs / "巴士.png").write_bytes(png(["南滨路观光巴士简介", "观光巴士的票价为每人十五元。"]))
+    (docs / "汇报.pptx").write_bytes(b"PK\x03\x04 not a presentation")
+    (docs / "损坏.pdf").write_bytes(b"%PDF-1.4\n1 0 obj <<>> garbage")
+
+    def index_folder() -> list[str]:
+        capsys.readouterr()
+        assert main(["index", "--docs", str(docs), "--index", str(index)]) == 0
+        return capsys.readouterr().err.splitlines()
+
+    lines = index_folder()
+    assert "indexed: 6 files" in lines
+    assert "skipped, unsupported type: 1 (汇报.pptx (.pptx))" in lines
+    assert any(line.startswith("skipped, damaged: 1 (损坏.pdf (") and "不是有效的 PDF" in line for line in lines)
+    assert "  景区扫描件.pdf: OCR page 2 of 2" in lines  # progress: page j of m
+
+    for question, words, file, where in _FACTS:
+        assert main(["ask", question, "--docs", str(docs), "--index", str(index), "--answer", "extractive",
+                     "--json"]) == 0
+        answer = json.loads(capsys.readouterr().out)
+        citation = answer["citations"][0]
+        assert words in answer["text"].replace(" ", ""), (question, answer["text"])
+        assert citation["file"] == file, (question, citation)
+        if where is not None:
+            assert where in citation["location"], (question, citation)
+        if file.endswith(".pdf"):
+            assert citation["page"] == 2, (question, citation)
+
+    lines = index_folder()  # nothing changed: nothing is converted again, not even the damaged file
+    assert "indexed: 6 files" in lines and "unchanged: 6 (no conversion needed)" in lines
+    assert not any(line.startswith("converted") for line in lines)
+
+    (docs / "夜游.html").write_text("<html><body><article><p>洪崖洞夜游船每晚开行八个班次。</p></article></body></html>",
+                                   encoding="utf-8")
+    lines = index_folder()
+    assert "converted: 1 (夜游.html)" in lines and "unchanged: 5 (no conversion needed)" in lines
