@@ -836,7 +836,7 @@ class ChatApp:
                 continue
             finally:  # stored in the documents folder, or refused: Gradio's copy is no longer needed
                 discard_upload(path, self.upload_dir)
-            how = f"已转换为 {upload.name} 并" if upload.converted else "已"
+            how = "已转换并" if upload.converted else "已"  # kept as uploaded; its text is in the index's cache
             lines.append(f"✓ {upload.source} {how}加入知识库：新嵌入 {report.embedded} 段，复用缓存 {report.cached} 段，"
                          f"用时 {report.seconds:.1f} 秒")
         return self._kb_views(_status(lines)) + (None,)
@@ -1061,7 +1061,7 @@ class ChatApp:
         convert = "、".join(CONVERTED_SUFFIXES)
         gr.Markdown(
             f"文档保存在 `{self.kb.docs_dir}`。可上传 {'、'.join(UPLOAD_SUFFIXES)}，单个文件不超过 "
-            f"{MAX_UPLOAD_BYTES // 1024 // 1024} MB；{convert} 会提取文字后以 `.txt` 保存。"
+            f"{MAX_UPLOAD_BYTES // 1024 // 1024} MB；{convert} 保留原文件，提取的文字用于检索。"
             "上传或删除后索引自动更新，只有新内容需要嵌入。",
             elem_classes=["hint"],
         )

@@ -53,7 +53,7 @@ def test_question_about_a_cell_is_answered_from_its_row_with_sheet_row_and_colum
     answer = Answerer(kb.index).run("果园港2025年货物吞吐量是多少万吨？")
     assert not answer.abstained and "3125.6" in answer.short
     citation = answer.citations[0]
-    assert citation.file == "港口.txt"
+    assert citation.file == "港口.xlsx"
     assert citation.location == "工作表“港口吞吐量” 第3行 · “货物吞吐量（万吨）·2025年”列"
     # The quote is the whole row, so the value comes with what it is the value of.
     assert citation.sentence.startswith("港区：果园港；") and citation.sentence.endswith("。")
@@ -61,8 +61,8 @@ def test_question_about_a_cell_is_answered_from_its_row_with_sheet_row_and_colum
     assert original[citation.answer_orig_start:citation.answer_orig_end] == "3125.6"
     total = Answerer(kb.index).run("各港区2025年货物吞吐量合计是多少万吨？")
     assert "4232.5" in total.text and "第5行" in total.citations[0].location
-    row = next(r for r in kb.documents() if r.file == "港口.txt")
-    assert "由 港口.xlsx 转换" in row.note and "1个表格共3行" in row.note
+    row = next(r for r in kb.documents() if r.file == "港口.xlsx")
+    assert "Excel，1个表，3行" in row.note and "1个表格共3行" in row.note
 
 
 def test_docx_table_cell_is_cited_by_table_and_row(kb):
