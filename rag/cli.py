@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 DEFAULT_GOLD = Path("eval") / "gold.jsonl"
-DEFAULT_REPORTS = Path("eval") / "reports"
 
 
 class UserError(Exception):
@@ -132,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="answer modes, comma-separated: reader (default), extractive, llm (only when an LLM is configured)")
     p.add_argument("-k", "--k", type=_positive_int, default=10, help="passages retrieved for the retrieval metrics (default 10)")
     p.add_argument("--answer-k", type=_positive_int, default=None, help="passages given to the answerer (default: as `rag ask`)")
-    p.add_argument("--out", type=Path, default=DEFAULT_REPORTS, help="reports folder (default: eval/reports/)")
+    p.add_argument("--out", type=Path, default=None, help="reports folder (default: $RAG_HOME/reports/eval)")
     p.add_argument("--limit", type=int, default=None,
                    help="first N questions (gold) or first N paragraphs and their questions (--squad)")
     p.add_argument("--questions", type=Path, default=None,
@@ -192,14 +191,14 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="measure indexing, query latency and vector search at scale on this machine")
     p.add_argument("--quick", action="store_true", help="small sizes, under two minutes (what CI runs); "
                    "with --load: 2 clients for 5 s")
-    p.add_argument("--out", type=Path, default=Path("bench") / "results", help="results folder (default: bench/results/)")
+    p.add_argument("--out", type=Path, default=None, help="results folder (default: $RAG_HOME/reports/bench)")
     p.add_argument("--docs", type=Path, default=None, help=DOCS_HELP + "; with --load: copied for the server "
                    "(default: seeds/)")
     p.add_argument("--ingest", action="store_true", help="only the document-reading figures: OCR seconds per page, "
                    "table rows indexed per second, and a folder of 50 mixed files converted, then converted again "
-                   "after one edit (bench/results/ingest-latest.md)")
+                   "after one edit (a full run also writes ingest-latest.md)")
     p.add_argument("--store", choices=("qdrant",), default=None, help="only the search backends side by side: "
-                   "FAISS + bm25s and embedded Qdrant at 10k and 100k synthetic passages (bench/results/store-latest.md)")
+                   "FAISS + bm25s and embedded Qdrant at 10k and 100k synthetic passages (full runs: store-latest.md)")
     load = p.add_argument_group("load test (--load)")
     load.add_argument("--load", action="store_true", help="many concurrent /ask clients against a real `rag chat`, "
                       "with uploads and deletes meanwhile")
@@ -440,7 +439,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from rag import evaluate
+    from rag import evaluation as evaluate
 
     from rag.types import AnswerMode, Mode
 
@@ -448,7 +447,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     modes = evaluate.parse_choices([m.strip() for m in args.mode.split(",") if m.strip()], Mode, "retrieval mode")
     answers = evaluate.parse_choices([a.strip() for a in args.answer.split(",") if a.strip()], AnswerMode,
                                      "answer mode")
-    common = dict(modes=modes, answer_modes=answers, k=args.k, out_dir=args.out, progress=_progress_bar(),
+    out = args.out if args.out is not None else evaluate.default_out_dir()  # the data folder, not the checkout
+    common = dict(modes=modes, answer_modes=answers, k=args.k, out_dir=out, progress=_progress_bar(),
                   limit=args.limit, answer_k=args.answer_k)
     if args.split != "all" and args.squad is None:
         raise UserError("--split applies to --squad files only")
@@ -467,10 +467,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"report: {report.report_dir / 'report.md'}")
     is_default = any(r.mode.value == "hybrid" and r.answer_mode.value == "reader" for r in report.rows)
     if args.squad is None and args.limit is None and is_default:
-        # latest.md is the committed summary of eval/gold.jsonl; another gold file gets its own.
+        # latest.md summarizes eval/gold.jsonl (`--out eval/reports` rewrites the tracked one); another gold
+        # file gets its own.
         own = Path(args.gold).resolve() == DEFAULT_GOLD.resolve()
         name = "latest.md" if own else f"latest-{Path(args.gold).stem}.md"
-        print(f"summary: {evaluate.write_latest(report, args.out / name)}")
+        print(f"summary: {evaluate.write_latest(report, out / name)}")
     return 0
 
 
@@ -574,8 +575,6 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from rag import bench
-
     load_options = {"clients": args.clients, "seconds": args.seconds, "max_requests": args.max_requests, "url": args.url}
     if args.load:
         return _bench_load(args, {k: v for k, v in load_options.items() if v is not None})
@@ -583,7 +582,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if given:
         raise UserError(f"{', '.join(given)} apply to the load test only: add --load")
     if args.store:
-        from rag import bench_store
+        from rag.bench import store as bench_store
 
         settings = dict(out_dir=args.out, docs_dir=args.docs) if args.docs else dict(out_dir=args.out)
         config = (bench_store.StoreBenchConfig.quick_run if args.quick else bench_store.StoreBenchConfig)(**settings)
@@ -592,7 +591,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"results: {report.json_path}")
         return 0
     if args.ingest:
-        from rag import bench_ingest
+        from rag.bench import ingest as bench_ingest
 
         config = bench_ingest.IngestConfig.quick_run(out_dir=args.out) if args.quick else \
             bench_ingest.IngestConfig(out_dir=args.out)
@@ -600,16 +599,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(report.markdown)
         print(f"results: {report.json_path}")
         return 0
+    from rag.bench.pipeline import BenchConfig, run
+
     settings = dict(out_dir=args.out, docs_dir=args.docs)
-    config = bench.BenchConfig.quick_run(**settings) if args.quick else bench.BenchConfig.full(**settings)
-    report = bench.run(config, progress=lambda message: print(message, file=sys.stderr))
+    config = BenchConfig.quick_run(**settings) if args.quick else BenchConfig.full(**settings)
+    report = run(config, progress=lambda message: print(message, file=sys.stderr))
     print(report.markdown)
     print(f"results: {report.json_path}")
     return 0
 
 
 def _bench_load(args: argparse.Namespace, options: dict) -> int:
-    from rag import bench_load
+    from rag.bench import load as bench_load
 
     if args.docs is not None and "url" in options:
         raise UserError("--docs names the documents of a server the load test starts; a server given by --url "

@@ -25,10 +25,10 @@ import numpy as np
 from rag.answer import Answerer
 from rag.calibrate import calibration_items, fit_abstention, reader_evidence
 from rag.embed import DEFAULT_MODEL, make_embedder
-from rag.evaluate import squad_index
+from rag.evaluation import squad_index
 from rag.index import load_index
 from rag.retrieve import Retriever
-from rag.squad import load_squad
+from rag.evaluation.squad import load_squad
 
 CALIBRATION = Path(__file__).resolve().parent.parent / "eval" / "calibration.jsonl"
 

@@ -1,4 +1,4 @@
-"""How close the Qdrant backend comes to FAISS + bm25s on the gold set (README, Scaling out).
+"""How close the Qdrant backend comes to FAISS + bm25s on the gold set (docs/scaling.md, Scaling out).
 
 Builds seeds/ twice in one process (FAISS + bm25s, then embedded in-memory Qdrant from the same cache),
 and prints, per retrieval mode, on how many gold questions the top-5 is identical, the same set, and

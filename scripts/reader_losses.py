@@ -21,10 +21,10 @@ from pathlib import Path
 
 from rag.answer import Answerer, profile_question
 from rag.embed import DEFAULT_MODEL, make_embedder
-from rag.evaluate import squad_index
+from rag.evaluation import squad_index
 from rag.reading import PRIOR_WEIGHT, quote_span, rank_readings, reading_windows
 from rag.retrieve import Retriever
-from rag.squad import load_squad
+from rag.evaluation.squad import load_squad
 from rag.text import squash
 
 CEILING_COUNTS = (1, 2, 3, 4, 5, 6, 8, 10)

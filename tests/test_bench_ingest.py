@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag import bench_ingest
+from rag.bench import ingest as bench_ingest
 from rag.convert import ocr
 
 
@@ -28,6 +28,25 @@ def test_ingest_bench_reports_ocr_per_page_and_table_rows_per_second(tmp_path):
 def test_ingest_config_refuses_empty_runs():
     with pytest.raises(ValueError, match="must be >= 1"):
         bench_ingest.IngestConfig(pages=0)
+
+
+def test_rag_bench_writes_its_results_into_the_data_folder_not_the_checkout(tmp_path, monkeypatch, capsys):
+    import functools
+    from pathlib import Path
+
+    from rag.cli import main
+
+    monkeypatch.setenv("RAG_HOME", str(tmp_path / "home"))
+    # The cheapest real `rag bench`: the ingest figures over one page and 20 rows.
+    small = functools.partial(bench_ingest.IngestConfig.quick_run, pages=1, rows=20)
+    monkeypatch.setattr(bench_ingest.IngestConfig, "quick_run", small)
+    tracked = Path(__file__).resolve().parents[1] / "bench" / "results"
+    before = sorted(p.name for p in tracked.iterdir())
+    assert main(["bench", "--ingest", "--quick"]) == 0
+    [written] = (tmp_path / "home" / "reports" / "bench").iterdir()
+    assert written.name.startswith("ingest-") and written.name.endswith("-quick.json")
+    assert f"results: {written}" in capsys.readouterr().out
+    assert sorted(p.name for p in tracked.iterdir()) == before
 
 
 def test_the_mixed_folder_is_indexed_whole_and_a_rebuild_after_one_edit_converts_only_it(tmp_path):

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from rag.bench_load import LoadConfig, check_loopback, format_markdown, run, summarize
+from rag.bench.load import LoadConfig, check_loopback, format_markdown, run, summarize
 from rag.cli import main
 
 
@@ -94,7 +94,7 @@ def test_a_quick_load_run_gets_every_answer_and_keeps_the_documents_consistent(t
 
 
 def test_the_documents_on_disk_are_every_type_the_index_reads(tmp_path):
-    from rag.bench_load import Server
+    from rag.bench.load import Server
 
     server = Server(LoadConfig.quick_run(), tmp_path)
     (server.docs_dir / "年报").mkdir(parents=True)

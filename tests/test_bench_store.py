@@ -1,10 +1,10 @@
-"""`rag bench --store qdrant` (rag/bench_store.py): both backends measured side by side in one run."""
+"""`rag bench --store qdrant` (rag/bench/store.py): both backends measured side by side in one run."""
 
 import json
 
 import pytest
 
-from rag.bench_store import StoreBenchConfig, run, synthetic_passages
+from rag.bench.store import StoreBenchConfig, run, synthetic_passages
 
 pytest.importorskip("qdrant_client")
 

@@ -234,7 +234,7 @@ def test_rag_index_prints_a_line_per_kind():
 
 
 def test_bench_ingest_measures_a_rebuild_after_one_edit(tmp_path):
-    from rag.bench_ingest import folder_conversion
+    from rag.bench.ingest import folder_conversion
 
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from rag.bench import perturbed_vectors, recall_at
+from rag.bench.search import perturbed_vectors, recall_at
 from rag.index.stores.faiss import build_store, ivf_lists, load_store
 from rag.index import EXACT_SEARCH_MAX, build_index, choose_dense_kind, load_index, read_manifest
 

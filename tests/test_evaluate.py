@@ -9,8 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from rag import evaluate as ev
-from rag.squad import load_squad
+from rag.evaluation.evidence import Target, covers, find_spans, locate, squash_map
+from rag.evaluation.gold import GoldError, load_gold
+from rag.evaluation.metrics import char_f1, contains_answer, ideal_gains, ndcg, p95, prf, reciprocal_rank
+from rag.evaluation.report import write_latest
+from rag.evaluation.runner import run_eval, run_squad_eval
+from rag.evaluation.squad import load_squad
 from rag.types import Chunk, Document
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,49 +27,49 @@ THRESHOLDS = ROOT / "eval" / "thresholds.json"
 
 def test_reciprocal_rank_uses_the_first_relevant_chunk_within_k() -> None:
     coverage = [set(), {0}, set(), {0}]
-    assert ev.reciprocal_rank(coverage, 10) == 0.5
-    assert ev.reciprocal_rank(coverage, 1) == 0.0
-    assert ev.reciprocal_rank([set()] * 5, 10) == 0.0
+    assert reciprocal_rank(coverage, 10) == 0.5
+    assert reciprocal_rank(coverage, 1) == 0.0
+    assert reciprocal_rank([set()] * 5, 10) == 0.0
 
 
 def test_ndcg_single_evidence() -> None:
-    assert ev.ndcg([{0}], [1], 10) == 1.0
-    assert ev.ndcg([set(), {0}], [1], 10) == pytest.approx(1 / math.log2(3))
-    assert ev.ndcg([set(), {0}], [1], 1) == 0.0
+    assert ndcg([{0}], [1], 10) == 1.0
+    assert ndcg([set(), {0}], [1], 10) == pytest.approx(1 / math.log2(3))
+    assert ndcg([set(), {0}], [1], 1) == 0.0
     # A second chunk holding the same evidence (chunks overlap by a sentence) adds no gain.
-    assert ev.ndcg([{0}, {0}], [1], 10) == 1.0
+    assert ndcg([{0}, {0}], [1], 10) == 1.0
 
 
 def test_ndcg_two_pieces_of_evidence() -> None:
-    ideal = ev.ideal_gains([{0}, {1}])
+    ideal = ideal_gains([{0}, {1}])
     assert ideal == [1, 1]
-    assert ev.ndcg([{1}, {0}], ideal, 10) == 1.0
-    assert ev.ndcg([{0}, set(), {1}], ideal, 10) == pytest.approx((1 + 1 / 2) / (1 + 1 / math.log2(3)))
+    assert ndcg([{1}, {0}], ideal, 10) == 1.0
+    assert ndcg([{0}, set(), {1}], ideal, 10) == pytest.approx((1 + 1 / 2) / (1 + 1 / math.log2(3)))
     # When one chunk holds both pieces, the ideal puts it first and finding it there is perfect.
-    assert ev.ideal_gains([{0}, {0, 1}, {1}]) == [2]
-    assert ev.ndcg([{0, 1}], [2], 10) == 1.0
-    assert ev.ndcg([{0}, {1}], [2], 10) == pytest.approx((1 + 1 / math.log2(3)) / 2)
+    assert ideal_gains([{0}, {0, 1}, {1}]) == [2]
+    assert ndcg([{0, 1}], [2], 10) == 1.0
+    assert ndcg([{0}, {1}], [2], 10) == pytest.approx((1 + 1 / math.log2(3)) / 2)
 
 
 def test_char_f1_takes_the_best_gold_answer_on_squashed_characters() -> None:
     # "200亿元" vs "200亿": 4 shared characters, precision 4/5, recall 1.
-    assert ev.char_f1("200亿元[1]", ["200亿"]) == pytest.approx(2 * 0.8 * 1 / 1.8)
-    assert ev.char_f1("200亿元", ["200亿", "200亿元"]) == 1.0
-    assert ev.char_f1("研發人才１．６１萬 人", ["1.61万人"]) == pytest.approx(2 * (6 / 10) / (6 / 10 + 1))
-    assert ev.char_f1("完全无关", ["200亿"]) == 0.0
+    assert char_f1("200亿元[1]", ["200亿"]) == pytest.approx(2 * 0.8 * 1 / 1.8)
+    assert char_f1("200亿元", ["200亿", "200亿元"]) == 1.0
+    assert char_f1("研發人才１．６１萬 人", ["1.61万人"]) == pytest.approx(2 * (6 / 10) / (6 / 10 + 1))
+    assert char_f1("完全无关", ["200亿"]) == 0.0
 
 
 def test_contains_answer_normalizes_both_sides() -> None:
-    assert ev.contains_answer("聚集研發人才１．６１萬 人。[1]", ["1.61万人"])
-    assert ev.contains_answer("The fund is 200 亿元", ["200亿"])
-    assert not ev.contains_answer("设立20亿元基金[1]", ["200亿"])
+    assert contains_answer("聚集研發人才１．６１萬 人。[1]", ["1.61万人"])
+    assert contains_answer("The fund is 200 亿元", ["200亿"])
+    assert not contains_answer("设立20亿元基金[1]", ["200亿"])
 
 
 def test_abstention_prf_and_p95() -> None:
-    assert ev.prf(8, 2, 2) == pytest.approx((0.8, 0.8, 0.8))
-    assert ev.prf(0, 0, 5) == (0.0, 0.0, 0.0)
-    assert ev.p95([float(i) for i in range(1, 101)]) == 95.0
-    assert ev.p95([3.0]) == 3.0
+    assert prf(8, 2, 2) == pytest.approx((0.8, 0.8, 0.8))
+    assert prf(0, 0, 5) == (0.0, 0.0, 0.0)
+    assert p95([float(i) for i in range(1, 101)]) == 95.0
+    assert p95([3.0]) == 3.0
 
 
 def _chunk(doc_id: str, start: int, end: int, text: str = "无关的内容") -> Chunk:
@@ -73,45 +77,45 @@ def _chunk(doc_id: str, start: int, end: int, text: str = "无关的内容") -> 
 
 
 def test_relevance_by_span_overlap_and_by_text() -> None:
-    target = ev.Target("d1", "设立200亿元规模的产业基金", ((190, 210),))
-    assert ev.covers(_chunk("d1", 100, 200), target)  # shares characters 190..199
-    assert not ev.covers(_chunk("d1", 210, 300), target)  # spans are half-open
-    assert not ev.covers(_chunk("d2", 100, 200), target)  # same offsets, other document
+    target = Target("d1", "设立200亿元规模的产业基金", ((190, 210),))
+    assert covers(_chunk("d1", 100, 200), target)  # shares characters 190..199
+    assert not covers(_chunk("d1", 210, 300), target)  # spans are half-open
+    assert not covers(_chunk("d2", 100, 200), target)  # same offsets, other document
     # Text containment counts in any document (a repeated sentence is still the evidence).
-    assert ev.covers(_chunk("d2", 0, 40, "我们 設立200億元規模的產業基金，用于……"), target)
+    assert covers(_chunk("d2", 0, 40, "我们 設立200億元規模的產業基金，用于……"), target)
 
 
 def test_squash_map_matches_squash_and_maps_back(seed_docs) -> None:
     from rag.text import squash
 
     doc = seed_docs["000"]
-    squashed, offsets = ev.squash_map(doc.text)
+    squashed, offsets = squash_map(doc.text)
     assert squashed == squash(doc.text)
     assert len(offsets) == len(squashed)
     # NFKC turns one character into several (㈱ → (株)); every piece still maps to it.
-    squashed, offsets = ev.squash_map("A ㈱ b")
+    squashed, offsets = squash_map("A ㈱ b")
     assert squashed == "a(株)b" and offsets == [0, 2, 2, 2, 4]
 
 
 def test_find_spans_maps_squashed_evidence_to_document_offsets() -> None:
     text = "前文。设立 200 亿元 规模的基金。后文"
-    (span,) = ev.find_spans(text, "设立200亿元规模")
+    (span,) = find_spans(text, "设立200亿元规模")
     assert text[span[0] : span[1]] == "设立 200 亿元 规模"
-    assert ev.find_spans(text, "不存在的句子") == []
+    assert find_spans(text, "不存在的句子") == []
 
 
 def test_locate_falls_back_to_the_original_text() -> None:
     # Cleaning collapsed a doubled run; the evidence quotes the original.
     original, text = "重复重复内容", "重复内容"
     doc = Document("d", "d.txt", "", None, "", "utf-8", original, text, (2, 3, 4, 5))
-    assert ev.locate(doc, "复内") == [(1, 3)]
-    assert ev.locate(doc, "重复重复") == [(0, 2)]
+    assert locate(doc, "复内") == [(1, 3)]
+    assert locate(doc, "重复重复") == [(0, 2)]
 
 
 def test_seed_evidence_is_located_in_the_cleaned_documents(seed_docs) -> None:
     by_file = {d.file: d for d in seed_docs.values()}
-    missing = [(item.id, e.doc) for item in ev.load_gold(GOLD) for e in item.evidence
-               if not ev.locate(by_file[e.doc], e.text)]
+    missing = [(item.id, e.doc) for item in load_gold(GOLD) for e in item.evidence
+               if not locate(by_file[e.doc], e.text)]
     assert not missing
 
 
@@ -141,12 +145,12 @@ _GOOD = {"id": "g001", "question": "基金规模多大？", "answers": ["200亿"
 def test_malformed_gold_line_names_the_line(tmp_path, line, message) -> None:
     path = tmp_path / "gold.jsonl"
     path.write_text(json.dumps(_GOOD, ensure_ascii=False) + "\n" + line + "\n", encoding="utf-8")
-    with pytest.raises(ev.GoldError, match=message):
-        ev.load_gold(path)
+    with pytest.raises(GoldError, match=message):
+        load_gold(path)
 
 
 def test_gold_file_parses() -> None:
-    items = ev.load_gold(GOLD)
+    items = load_gold(GOLD)
     assert len(items) >= 100
     multi = [i for i in items if i.type == "multi"]
     assert multi and all(len(i.evidence) == 2 for i in multi)
@@ -173,8 +177,8 @@ def thresholds() -> dict:
 @pytest.fixture(scope="module")
 def gold_report(seed_index, thresholds, tmp_path_factory):
     config = thresholds["config"]
-    return ev.run_eval(seed_index, GOLD, modes=[config["mode"]], answer_modes=[config["answer"]], k=config["k"],
-                       out_dir=tmp_path_factory.mktemp("reports"))
+    return run_eval(seed_index, GOLD, modes=[config["mode"]], answer_modes=[config["answer"]], k=config["k"],
+                    out_dir=tmp_path_factory.mktemp("reports"))
 
 
 def test_gold_meets_the_thresholds(gold_report, thresholds) -> None:
@@ -196,7 +200,7 @@ def test_gold_report_files(gold_report) -> None:
     results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
     assert [r["mode"] for r in results["summary"]] == ["hybrid"]
     rows = results["questions"]
-    assert len(rows) == len(ev.load_gold(GOLD))
+    assert len(rows) == len(load_gold(GOLD))
     first = rows[0]
     assert first["id"] == "g001" and len(first["retrieved"]) == 10
     assert {"recall@1", "recall@5", "recall@10", "rr@10", "ndcg@10", "contains", "f1", "citation_hit"} <= set(
@@ -207,7 +211,7 @@ def test_gold_report_files(gold_report) -> None:
 
 
 def test_latest_summary_names_the_run_folder_without_linking_into_it(gold_report, tmp_path) -> None:
-    latest = ev.write_latest(gold_report, tmp_path / "latest.md")
+    latest = write_latest(gold_report, tmp_path / "latest.md")
     text = latest.read_text(encoding="utf-8")
     assert "| hybrid/reader |" in text and f"`{gold_report.report_dir.name}/`" in text
     assert ".png" not in text  # the committed summary must not point into git-ignored folders
@@ -217,9 +221,9 @@ def test_llm_rows_are_skipped_with_a_note_when_no_llm_is_configured(seed_index) 
     from rag.config import LLMConfig, load_settings
 
     settings = dataclasses.replace(load_settings(environ={}), llm=LLMConfig())
-    items = ev.load_gold(GOLD)[:2]
-    report = ev.run_eval(seed_index, items, modes=["bm25"], answer_modes=["extractive", "llm"], k=5,
-                         settings=settings)
+    items = load_gold(GOLD)[:2]
+    report = run_eval(seed_index, items, modes=["bm25"], answer_modes=["extractive", "llm"], k=5,
+                      settings=settings)
     assert [r.label for r in report.rows] == ["bm25/extractive"]
     assert any("llm rows skipped" in n for n in report.notes)
     assert report.settings["k"] == 5 and "recall@5" in report.rows[0].metrics
@@ -302,11 +306,12 @@ def test_load_squad_rejects_other_json(tmp_path) -> None:
 
 
 def test_squad_eval_end_to_end(tmp_path, embedder) -> None:
-    report = ev.run_squad_eval(_write_squad(tmp_path / "tiny.json"), modes=["bm25", "hybrid"], k=3,
-                               answer_modes=["extractive"], out_dir=tmp_path / "reports",
-                               cache_dir=tmp_path / "cache", embedder=embedder)
+    report = run_squad_eval(_write_squad(tmp_path / "tiny.json"), modes=["bm25", "hybrid"], k=3,
+                            answer_modes=["extractive"], out_dir=tmp_path / "reports",
+                            cache_dir=tmp_path / "cache", embedder=embedder)
     assert "skipped 1 empty question(s)" in report.notes
     assert report.settings["paragraphs"] == 4 and report.settings["questions"] == 5
+    assert report.settings["questions_from"] is None  # was the asked questions' list, printed whole
     assert [r.label for r in report.rows] == ["bm25/extractive", "hybrid/extractive"]
     hybrid = report.row("hybrid", "extractive")
     assert hybrid.metrics["recall@1"] == 1.0  # four short paragraphs: each question finds its own
@@ -317,12 +322,12 @@ def test_squad_eval_end_to_end(tmp_path, embedder) -> None:
 
 
 def test_squad_eval_scores_short_answers_and_asks_one_split(tmp_path, embedder) -> None:
-    from rag.squad import split_of
+    from rag.evaluation.squad import split_of
 
     path = _write_squad(tmp_path / "tiny.json")
     heldout = [n for n in range(4) if split_of(f"t{n}") == "heldout"]
-    report = ev.run_squad_eval(path, modes=["hybrid"], answer_modes=["reader", "extractive"], k=3,
-                               cache_dir=tmp_path / "cache", embedder=embedder, split="train")
+    report = run_squad_eval(path, modes=["hybrid"], answer_modes=["reader", "extractive"], k=3,
+                            cache_dir=tmp_path / "cache", embedder=embedder, split="train")
     asked = {q.id.split("-")[0] for q in report.questions}
     assert asked and not asked & {f"T{n}" for n in heldout}  # held-out articles' questions are not asked
     assert report.settings["split"] == "train"
@@ -331,7 +336,7 @@ def test_squad_eval_scores_short_answers_and_asks_one_split(tmp_path, embedder) 
     assert reader.metrics["short_f1"] > extractive.metrics["short_f1"]
     assert 0.0 <= reader.metrics["em"] <= 1.0
     with pytest.raises(ValueError, match="split must be"):
-        ev.run_squad_eval(path, split="test", embedder=embedder, cache_dir=tmp_path / "cache")
+        run_squad_eval(path, split="test", embedder=embedder, cache_dir=tmp_path / "cache")
 
 
 def test_another_gold_file_does_not_overwrite_the_gold_sets_summary(tmp_path, seeds_dir, seed_index_dir, capsys):
@@ -348,3 +353,21 @@ def test_another_gold_file_does_not_overwrite_the_gold_sets_summary(tmp_path, se
     assert not (out / "latest.md").exists()
     assert "mini.jsonl" in (out / "latest-mini.md").read_text(encoding="utf-8")
     assert "latest-mini.md" in capsys.readouterr().out
+
+
+def test_rag_eval_writes_its_reports_into_the_data_folder_not_the_checkout(tmp_path, seeds_dir, seed_index_dir,
+                                                                          monkeypatch, capsys):
+    from rag.cli import main
+
+    monkeypatch.setenv("RAG_HOME", str(tmp_path / "home"))
+    tracked = ROOT / "eval" / "reports"
+    before = sorted(p.name for p in tracked.iterdir())
+    mini = tmp_path / "one.jsonl"
+    mini.write_text((ROOT / "eval" / "gold.jsonl").read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
+    assert main(["eval", "--gold", str(mini), "--docs", str(seeds_dir), "--index", str(seed_index_dir),
+                 "--mode", "bm25", "--answer", "extractive"]) == 0
+    reports = tmp_path / "home" / "reports" / "eval"
+    [run_folder] = [p for p in reports.iterdir() if p.is_dir()]
+    assert (run_folder / "report.md").is_file() and (run_folder / "results.json").is_file()
+    assert f"report: {run_folder / 'report.md'}" in capsys.readouterr().out
+    assert sorted(p.name for p in tracked.iterdir()) == before  # nothing new in the checkout

@@ -181,7 +181,7 @@ def _held_apart_rows() -> list:
 
 @pytest.mark.parametrize("row", _held_apart_rows())
 def test_held_apart_questions_parse_and_are_grounded(row: dict) -> None:
-    from rag.evaluate import parse_gold
+    from rag.evaluation import parse_gold
 
     parse_gold(row)
     if row["type"] == "unanswerable":

@@ -66,7 +66,8 @@ def test_scan_is_indexed_and_cited_with_its_page(docs_copy, index_copy, embedder
 
 
 def test_low_confidence_ocr_text_is_marked_in_the_source_viewer():
-    from rag.app import Focus, article_view
+    from rag.app.render import article_view
+    from rag.app.session import Focus
     from rag.types import Document, Region
 
     original = "清楚的一行。\n模糊的一行。"

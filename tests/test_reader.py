@@ -9,7 +9,7 @@ import pytest
 from rag.reader.data import make_examples, read_items
 from rag.reader.score import exact_match, f1_score, segment
 from rag.reader.windows import MAX_ANSWER_TOKENS, Window, best_span, encode, question_ids, token_targets
-from rag.squad import split_of
+from rag.evaluation.squad import split_of
 
 torch = pytest.importorskip("torch")
 

@@ -101,7 +101,7 @@ def remove_leftovers(index_dir: Path) -> list[Path]:
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
-    if (index_dir / "cache").is_dir():  # may be shared (evaluate.py links it): only files of dead writers
+    if (index_dir / "cache").is_dir():  # may be shared (rag.evaluation.runner links it): only files of dead writers
         removed += EmbeddingCache.remove_leftovers(index_dir / "cache")
     if removed:
         log.info("removed %d leftovers of killed builds in %s", len(removed), index_dir)

@@ -16,7 +16,7 @@ hard cases look at run time:
   the question, each with its neighbours, cut as the answerer's reading windows are: the windows a
   question's answer window competes with at run time. Every window carries its question's `group`,
   so a listwise loss can teach the reader to rank a question's windows against each other.
-A `Source` says which articles of a file train: by article hash (`rag.squad.split_of`, held-out articles
+A `Source` says which articles of a file train: by article hash (`rag.evaluation.squad.split_of`, held-out articles
 stay unseen), all of them (CMRC 2018 train), or none (a dev set); and may take its questions from
 another file with the same ids (XQuAD English questions over the Chinese paragraphs and answers).
 Questions and passages are read in Simplified characters (`rag.text.to_simplified` keeps offsets), as
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Literal
 
 from rag.chunk import chunk_document
-from rag.squad import locate_answer, questions_by_id, split_of
+from rag.evaluation.squad import locate_answer, questions_by_id, split_of
 from rag.text import bigrams, sentence_spans, to_simplified
 from rag.types import Document
 

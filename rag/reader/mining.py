@@ -26,10 +26,10 @@ def read_negatives(path: Path, split: str = "train", per_question: int = READ_PE
     (Simplified, best first) that do not hold its answer."""
     from rag.answer import Answerer, profile_question
     from rag.embed import DEFAULT_MODEL, make_embedder
-    from rag.evaluate import squad_index
+    from rag.evaluation import squad_index
     from rag.reading import reading_windows
     from rag.retrieve import Retriever
-    from rag.squad import load_squad
+    from rag.evaluation.squad import load_squad
 
     squad = load_squad(Path(path))
     questions = [q for q in squad.questions if q.split == split][:limit]

@@ -3,8 +3,8 @@
 Per backend (FAISS + bm25s; embedded Qdrant in memory and, up to `disk_max`, on disk) and size: build
 seconds, dense and keyword query latency p50/p95, and bytes per passage (on disk, and the process's
 resident-memory growth). A passage is one point: a dense vector near a real seed embedding
-(`bench.perturbed_vectors`, nothing embedded) and the project's tokens of 200-400 characters of
-recombined seed sentences (as `bench.bm25_scale` makes them), built through the stores' own code
+(`search.perturbed_vectors`, nothing embedded) and the project's tokens of 200-400 characters of
+recombined seed sentences (as `search.bm25_scale` makes them), built through the stores' own code
 (`stores.faiss.build_store`, `BM25Index`, `stores.qdrant.publish_tokens` and `open_stores`).
 
 Embedded Qdrant (qdrant-client's local mode) searches by brute force in Python and numpy, with no HNSW
@@ -26,10 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from rag import bench
+from rag.bench.common import (DEFAULT_GOLD, BenchReport, load_average, machine, markdown_table, note_load, out_folder,
+                              read_questions)
+from rag.bench.search import perturbed_vectors
+from rag.paths import SEEDS
+from rag.types import jsonable
 
-SEEDS = Path(__file__).resolve().parents[1] / "seeds"
-GOLD = Path(__file__).resolve().parents[1] / "eval" / "gold.jsonl"
 DENSE_K, KEYWORD_K = 10, 30
 MIN_QUERIES = 3
 
@@ -43,10 +45,10 @@ class StoreBenchConfig:
     queries: int = 50  # per backend, size and search kind, unless `query_budget_s` runs out first
     query_budget_s: float = 60.0  # embedded Qdrant's sparse search takes seconds per query at 100k
     quick: bool = False
-    out_dir: Path = bench.DEFAULT_OUT
+    out_dir: Path | None = None  # None: $RAG_HOME/reports/bench
     index_dir: Path | None = None  # an index whose vectors and chunks seed the corpora; None: build the seeds
     docs_dir: Path = SEEDS
-    gold: Path = GOLD
+    gold: Path = DEFAULT_GOLD
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -62,28 +64,28 @@ class StoreBenchConfig:
                       "quick": True, **overrides})
 
 
-def run(config: StoreBenchConfig, progress: Callable[[str], None] | None = None) -> bench.BenchReport:
+def run(config: StoreBenchConfig, progress: Callable[[str], None] | None = None) -> BenchReport:
     """Measure every backend at every size of `config`, write JSON and markdown, and return them."""
     from rag.index.stores import qdrant
 
     qdrant.connect(qdrant.Location(path=":memory:"))  # a missing qdrant-client fails before any work
     say = progress or (lambda message: None)
     began = time.perf_counter()
-    results: dict = {"config": bench._jsonable(dataclasses.asdict(config)),
-                     "machine": bench.machine(("numpy", "faiss", "bm25s")), "notes": []}
+    results: dict = {"config": jsonable(dataclasses.asdict(config)),
+                     "machine": machine(("numpy", "faiss", "bm25s")), "notes": []}
     results["machine"]["versions"]["qdrant_client"] = importlib.metadata.version("qdrant-client")
     workdir = Path(tempfile.mkdtemp(prefix="rag-bench-store-"))
     try:
         index = _seed_index(config, workdir, say)
         base = index.dense.vectors(range(index.dense.size))
         sentences = _sentence_tokens(index)
-        questions = bench._questions(config.gold, None)
+        questions = read_questions(config.gold, None)
         rows = []
         for size in config.sizes:
             say(f"store: {size:,} synthetic passages")
-            vectors = bench.perturbed_vectors(base, size, config.seed)
+            vectors = perturbed_vectors(base, size, config.seed)
             tokens = synthetic_passages(sentences, size, config.seed)
-            queries = bench.perturbed_vectors(base, config.queries, config.seed + 1)
+            queries = perturbed_vectors(base, config.queries, config.seed + 1)
             rows.append(_faiss_bm25(vectors, tokens, queries, questions, config))
             rows.append(_qdrant(":memory:", vectors, tokens, queries, questions, config, workdir))
             if size <= config.disk_max:
@@ -102,7 +104,7 @@ def run(config: StoreBenchConfig, progress: Callable[[str], None] | None = None)
     if any(n > config.disk_max for n in config.sizes):
         results["notes"].append(f"embedded Qdrant on disk skipped above {config.disk_max:,} passages: it writes "
                                 "every point through SQLite")
-    bench.note_load(results, "wall-clock figures are inflated; the load average is given beside each row")
+    note_load(results, "wall-clock figures are inflated; the load average is given beside each row")
     results["seconds"] = round(time.perf_counter() - began, 1)
     return write(results, config)
 
@@ -145,7 +147,7 @@ def _faiss_bm25(vectors, tokens, queries, questions, config: StoreBenchConfig) -
     from rag.index.stores.bm25 import BM25Index
     from rag.index.stores.faiss import build_store
 
-    before, load = _resident(), bench._load_average()
+    before, load = _resident(), load_average()
     began = time.perf_counter()
     dense = build_store(vectors, "flat")
     keywords = BM25Index.from_tokens(tokens)
@@ -166,7 +168,7 @@ def _qdrant(path: str, vectors, tokens, queries, questions, config: StoreBenchCo
     folder = Path(tempfile.mkdtemp(prefix="terms-", dir=workdir))
     units = np.array([(i, 0, 1) for i in range(len(tokens))], dtype=np.int32)  # each passage one whole unit
     ids = [str(i) for i in range(len(tokens))]
-    before, load = _resident(), bench._load_average()
+    before, load = _resident(), load_average()
     began = time.perf_counter()
     name = qdrant.publish_tokens(location, "bench", dt.datetime.now().strftime("%H%M%S%f"), units, ids, vectors,
                                  tokens, True, folder)
@@ -192,7 +194,7 @@ def _row(backend: str, size: int, build_s: float, disk: int | None, grown: int, 
             "disk_bytes_per_passage": round(disk / size) if disk is not None else None,
             "memory_bytes_per_passage": round(max(grown, 0) / size),
             **_percentiles("dense", dense_ms), **_percentiles("keyword", keyword_ms),
-            "load_before": load, "load_after": bench._load_average()}
+            "load_before": load, "load_after": load_average()}
 
 
 def _timed(calls: list[Callable[[], object]], config: StoreBenchConfig) -> list[float]:
@@ -225,10 +227,9 @@ def _folder_bytes(folder: Path) -> int:
 # --- output ------------------------------------------------------------------------------------
 
 
-def write(results: dict, config: StoreBenchConfig) -> bench.BenchReport:
+def write(results: dict, config: StoreBenchConfig) -> BenchReport:
     """Write DIR/<stamp>-store.json and the markdown (a full run also DIR/store-latest.md); return where."""
-    out = Path(config.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = out_folder(config.out_dir)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S") + ("-quick" if config.quick else "")
     json_path = out / f"{stamp}-store.json"
     json_path.write_text(json.dumps(results, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
@@ -237,7 +238,7 @@ def write(results: dict, config: StoreBenchConfig) -> bench.BenchReport:
     if not config.quick:
         latest = out / "store-latest.md"
         latest.write_text(markdown, encoding="utf-8")
-    return bench.BenchReport(results, json_path, None, latest, markdown)
+    return BenchReport(results, json_path, None, latest, markdown)
 
 
 def format_markdown(results: dict) -> str:
@@ -250,7 +251,7 @@ def format_markdown(results: dict) -> str:
              f"Search backends over synthetic passages (dense top-{DENSE_K} of perturbed seed embeddings, keyword "
              f"top-{KEYWORD_K} of gold questions; ms p50 / p95 over n queries; bytes per passage on disk and "
              "in resident memory):", ""]
-    lines += bench._table(
+    lines += markdown_table(
         ["passages", "backend", "build s", "dense ms", "keyword ms", "disk B/passage", "memory B/passage", "load"],
         [[f"{r['size']:,}", r["backend"], r["build_s"],
           f"{r['dense_p50_ms']} / {r['dense_p95_ms']} (n={r['dense_queries']})",

@@ -19,8 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rag.bench.common import out_folder
+from rag.paths import SEEDS
+
 FONT = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
-SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class IngestConfig:
     rows: int = 1000
     folder_files: int = 50  # the mixed folder converted twice (first build, rebuild after one edit)
     quick: bool = False
-    out_dir: Path = Path("bench") / "results"
+    out_dir: Path | None = None  # None: $RAG_HOME/reports/bench
 
     @classmethod
     def quick_run(cls, **overrides) -> IngestConfig:
@@ -266,7 +268,7 @@ REBUILD_TARGET = 0.10  # issue 36: a rebuild after one edit spends at most 10 % 
 
 
 def run(config: IngestConfig, progress: Callable[[str], None] | None = None) -> IngestReport:
-    """Measure OCR and table ingestion; write the JSON and markdown into `config.out_dir`."""
+    """Measure OCR and table ingestion; write the JSON and markdown into `config.out_dir` (else RAG_HOME/reports/bench)."""
     from rag.convert import ocr
     from rag.embed import DEFAULT_MODEL, make_embedder
     from rag.index import build_index
@@ -332,12 +334,12 @@ def run(config: IngestConfig, progress: Callable[[str], None] | None = None) -> 
             _, new_bytes = mixed_file("pdf", 0, _sentences(20) + ["本页新增一句：码头改造于今年完成。"])
             results["folder"] = folder_conversion(docs, Path(tmp) / "converted", edited, new_bytes)
     markdown = format_markdown(results)
-    config.out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_folder(config.out_dir)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S") + ("-quick" if config.quick else "")
-    path = config.out_dir / f"ingest-{stamp}.json"
+    path = out / f"ingest-{stamp}.json"
     path.write_text(json.dumps(results, ensure_ascii=False, indent=1), encoding="utf-8")
     if not config.quick:
-        (config.out_dir / "ingest-latest.md").write_text(markdown, encoding="utf-8")
+        (out / "ingest-latest.md").write_text(markdown, encoding="utf-8")
     return IngestReport(results, markdown, path)
 
 

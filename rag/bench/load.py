@@ -36,8 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.bench import DEFAULT_OUT, _jsonable, _questions, _table, machine, note_load
+from rag.bench.common import DEFAULT_GOLD, machine, markdown_table, note_load, out_folder, read_questions
 from rag.paths import SEEDS
+from rag.types import jsonable
 
 # The started server's passage vectors are kept here (its index folder links it, as `rag eval --squad`
 # does), so only the first run embeds the seeds: ~15 s on two idle cores, minutes on a busy machine.
@@ -58,8 +59,8 @@ class LoadConfig:
     url: str | None = None  # a running server on this machine; None starts one
     docs_dir: Path = SEEDS  # copied into the started server's data folder
     cache_dir: Path | None = DEFAULT_CACHE  # embedding cache the server's index links to; None: none
-    gold: Path = SEEDS.parent / "eval" / "gold.jsonl"
-    out_dir: Path = DEFAULT_OUT
+    gold: Path = DEFAULT_GOLD
+    out_dir: Path | None = None  # None: $RAG_HOME/reports/bench
     churn: bool = True  # the extra client that uploads and deletes
     pause: float = 1.0  # seconds between its rounds, so the index is not rebuilt without a break
     request_timeout: float = 120.0
@@ -117,8 +118,8 @@ def check_loopback(url: str) -> str:
 def run(config: LoadConfig, progress: Callable[[str], None] | None = None) -> LoadReport:
     """Start (or reach) the server, load it as `config` says, stop what was started, write and return the results."""
     say = progress or (lambda message: None)
-    questions = _questions(config.gold, None)
-    results: dict = {"config": _jsonable(dataclasses.asdict(config)),
+    questions = read_questions(config.gold, None)
+    results: dict = {"config": jsonable(dataclasses.asdict(config)),
                      "machine": machine(libraries=("gradio", "gradio_client")), "notes": []}
     workdir = Path(tempfile.mkdtemp(prefix="rag-load-"))
     try:
@@ -178,8 +179,8 @@ class Server:
         env = {k: v for k, v in os.environ.items() if k not in ("RAG_DOCS", "RAG_INDEX")}
         env.update(RAG_HOME=str(self.home), GRADIO_TEMP_DIR=str(self.upload_dir), TQDM_DISABLE="1",
                    GRADIO_ANALYTICS_ENABLED="False")
-        # `rag chat` itself, through _serve below, which first ties the server's life to this process.
-        command = [sys.executable, "-m", "rag.bench_load", str(os.getpid()), "chat", "--host", "127.0.0.1",
+        # `rag chat` itself, through rag.lifetime, which first ties the server's life to this process.
+        command = [sys.executable, "-m", "rag.lifetime", str(os.getpid()), "rag.cli", "chat", "--host", "127.0.0.1",
                    "--port", str(port), "--docs", str(self.docs_dir), "--index", str(self.index_dir)]
         began = time.monotonic()
         with open(self.log_path, "wb") as log:
@@ -393,8 +394,7 @@ def _spread(seconds: list[float]) -> dict:
 
 def write(results: dict, config: LoadConfig) -> LoadReport:
     """Write `load-<timestamp>.json` (and, for a full run, `load-latest.md`) under the out folder; return the report."""
-    out = Path(config.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = out_folder(config.out_dir)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     json_path = out / f"load-{stamp}.json"
     json_path.write_text(json.dumps(results, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
@@ -419,7 +419,7 @@ def format_markdown(results: dict) -> str:
           f"{m.get('load_after')} after; {m['when']}" + (" (quick run)" if c["quick"] else ""),
         "",
     ]
-    lines += _table(["clients", "seconds", "requests", "errors", "answers/s", "p50 ms", "p95 ms", "max ms"],
+    lines += markdown_table(["clients", "seconds", "requests", "errors", "answers/s", "p50 ms", "p95 ms", "max ms"],
                     [[c["clients"], results["seconds"], a["requests"], a["errors"], a["answers_per_s"],
                       a["p50_ms"], a["p95_ms"], a["max_ms"]]])
     leftovers = results.get("upload_leftovers")
@@ -441,24 +441,3 @@ def format_markdown(results: dict) -> str:
         lines.append(f"- error: {error}")
     lines += [f"- {note}" for note in results["notes"]]
     return "\n".join(lines) + "\n"
-
-
-# --- the server's entry point ------------------------------------------------------------------
-
-
-def _serve(argv: list[str]) -> int:
-    """Run `rag <argv[1:]>` (the chat server) in a process that ends when process `argv[0]` does.
-
-    stop() ends the server on every way out of `run` that Python sees (errors, Ctrl+C); this covers
-    the load test being killed by a signal (`run` starts the server on the thread it then waits on).
-    """
-    from rag.cli import main
-    from rag.lifetime import tie_to_parent
-
-    if not tie_to_parent(int(argv[0]), signal.SIGTERM, poll_seconds=1.0):
-        return 1
-    return main(argv[1:])
-
-
-if __name__ == "__main__":
-    sys.exit(_serve(sys.argv[1:]))
