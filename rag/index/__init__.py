@@ -1,5 +1,5 @@
 """The index: built offline (`build`), loaded read-only (`live`), checked for staleness (`staleness`);
-what is embedded is in `units`, and the search backends behind two protocols in `stores/`.
+what is embedded is in `units`, and the search backends, picked by name, in `stores/`.
 
 Everything other modules use is importable from `rag.index` itself.
 """

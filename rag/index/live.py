@@ -13,9 +13,7 @@ from rag import text as textmod
 from rag.embed import Embedder, make_embedder
 from rag.index.manifest import (FORMAT_VERSION, IndexProblem, check_manifest, current_build, damaged,
                                 strict_int)
-from rag.index.stores import DenseStore, KeywordStore
-from rag.index.stores.bm25 import BM25Index
-from rag.index.stores.faiss import VECTORS_FILE, DamagedStoreFile, load_store
+from rag.index.stores import DamagedStoreFile, DenseStore, KeywordStore, StoredBuild, backend, manifest_entry
 from rag.types import Chunk, Document, Region
 
 
@@ -104,42 +102,13 @@ def load_index(index_dir: Path, embedder: Embedder | None = None, long_lived: bo
 
 def _open_stores(index_dir: Path, build: Path, manifest: dict, chunks: list[Chunk],
                  units: np.ndarray) -> tuple[DenseStore, KeywordStore]:
-    backend = manifest.get("store", {"backend": "faiss"})  # builds before issue 13 are FAISS + bm25s
-    if backend.get("backend") == "qdrant":
-        from rag.index.stores import qdrant
-
-        with _reading(index_dir, "Qdrant collection"):
-            location = qdrant.Location(url=str(backend.get("url", "")), path=str(backend.get("path", "")),
-                                       api_key=_api_key())
-            dense, keywords = qdrant.open_stores(location, str(backend["collection"]), build,
-                                                 qdrant.unit_ids([c.id for c in chunks], units),
-                                                 manifest["dense"]["kind"], len(chunks))
-            _check_dense(dense, manifest)
-        return dense, keywords
-    with _reading(index_dir, VECTORS_FILE):
-        try:
-            dense = load_store(build, manifest["dense"]["kind"])
-        except DamagedStoreFile as exc:  # the message names the file that is damaged, not always vectors.faiss
-            raise damaged(index_dir, f"{exc.file}: {' '.join(str(exc).split())[:160]}") from exc
-        _check_dense(dense, manifest)
-    with _reading(index_dir, "bm25"):
-        keywords = BM25Index.load(build, len(chunks))
-    return dense, keywords
-
-
-def _api_key() -> str:
-    from rag.config import load_store_config
-
+    entry = manifest_entry(manifest)  # check_manifest has checked it names a known backend
+    stored = StoredBuild(build, manifest["dense"]["kind"], manifest["dense"]["size"], manifest["embedder"]["dim"],
+                         tuple(c.id for c in chunks), units)
     try:
-        return load_store_config().api_key
-    except ValueError:  # a bad [store] setting concerns the next build, not this one
-        return ""
-
-
-def _check_dense(dense: DenseStore, manifest: dict) -> None:
-    if (dense.size, dense.dim) != (manifest["dense"]["size"], manifest["embedder"]["dim"]):
-        raise ValueError(f"{dense.size} vectors of {dense.dim} numbers, the manifest says "
-                         f"{manifest['dense']['size']} of {manifest['embedder']['dim']}")
+        return backend(entry["backend"]).load(entry, stored)
+    except DamagedStoreFile as exc:  # the message names the part that is damaged, not always the first file
+        raise damaged(index_dir, f"{exc.file}: {' '.join(str(exc).split())[:160]}") from exc
 
 
 @contextlib.contextmanager

@@ -16,6 +16,7 @@ import re
 import uuid
 from pathlib import Path
 
+from rag.index.stores import manifest_entry, valid_entry
 from rag.index.stores.faiss import DENSE_KINDS
 
 FORMAT_VERSION = 1
@@ -76,7 +77,7 @@ def check_manifest(manifest) -> None:
             and strict_int(counts.get("documents")) >= 0 and strict_int(counts.get("chunks")) >= 0
             and isinstance(files, dict) and all(isinstance(v, str) for v in files.values())
             and isinstance(manifest.get("chunking"), dict) and isinstance(manifest.get("skipped", {}), dict)
-            and _store_ok(manifest.get("store", {"backend": "faiss"}))):
+            and valid_entry(manifest_entry(manifest))):
         raise ValueError("a field is missing or of the wrong type")
 
 
@@ -91,10 +92,3 @@ def switch_current(index_dir: Path, build_id: str) -> None:
     tmp = index_dir / f".CURRENT-{uuid.uuid4().hex[:6]}"
     tmp.write_text(build_id + "\n", encoding="utf-8")
     os.replace(tmp, index_dir / "CURRENT")
-
-
-def _store_ok(store) -> bool:
-    if not isinstance(store, dict) or store.get("backend") not in ("faiss", "qdrant"):
-        return False
-    return store["backend"] == "faiss" or (isinstance(store.get("collection"), str)
-                                          and isinstance(store.get("url", store.get("path")), str))

@@ -1,4 +1,5 @@
-"""The FAISS dense store: exact search, or HNSW / IVF-SQ8 for large corpora, with the unit vectors beside it."""
+"""The FAISS dense store: exact search, or HNSW / IVF-SQ8 for large corpora, with the unit vectors beside it;
+and the default backend, FAISS with bm25s (`bm25.py`), both saved in the build folder."""
 
 from __future__ import annotations
 
@@ -7,6 +8,11 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+
+from rag.config import StoreConfig
+from rag.index.stores.base import (BuildVectors, DamagedStoreFile, Progress, StoredBuild, check_dense,
+                                   reading)
+from rag.index.stores.bm25 import BM25_FOLDER, BackgroundBuild, BM25Index, build_and_save
 
 VECTORS_FILE = "vectors.faiss"
 # The exact vectors, for the answerer's sentence scores: IVF-SQ8 keeps only 8-bit codes.
@@ -101,14 +107,6 @@ def build_store(vectors: np.ndarray, kind: str = "flat", seed: int = 0) -> Faiss
     return FaissStore(index, kind, vectors)
 
 
-class DamagedStoreFile(ValueError):
-    """A file of the store cannot be read or disagrees with the other; `file` names it."""
-
-    def __init__(self, file: str, detail: str) -> None:
-        super().__init__(detail)
-        self.file = file
-
-
 def load_store(folder: Path, kind: str) -> FaissStore:
     """Return the store saved in `folder`; raise DamagedStoreFile naming the file that is unreadable or wrong."""
     if kind not in DENSE_KINDS:
@@ -134,3 +132,62 @@ def _tune(index, kind: str) -> None:
         index.hnsw.efSearch = HNSW_EF_SEARCH
     elif kind == "ivf_sq8":
         index.nprobe = min(IVF_NPROBE, index.nlist)
+
+
+class FaissBackend:
+    """FAISS for dense search and bm25s for keywords, saved in the build folder: its switch is the folder's."""
+
+    def build(self, config: StoreConfig, index_dir: Path) -> FaissBuild:
+        """Return the writes of one build (nothing to connect to)."""
+        return FaissBuild()
+
+    def valid_entry(self, entry: dict) -> bool:
+        """True: the files are found in the build folder, the entry has nothing else to say."""
+        return True
+
+    def load(self, entry: dict, build: StoredBuild) -> tuple[FaissStore, BM25Index]:
+        """Return the build's FAISS and bm25s stores; raise DamagedStoreFile naming the file that is damaged."""
+        with reading(VECTORS_FILE):  # load_store names unit_vectors.npy itself when that one is damaged
+            dense = load_store(build.folder, build.kind)
+            check_dense(dense, build)
+        with reading(BM25_FOLDER):
+            keywords = BM25Index.load(build.folder, len(build.chunk_ids))
+        return dense, keywords
+
+
+class FaissBuild:
+    """The FAISS and bm25s files of one build, written into its folder."""
+
+    def __init__(self) -> None:
+        self._background: BackgroundBuild | None = None
+
+    def index_keywords(self, texts: list[str], words: list[str], folder: Path, background: bool,
+                       progress: Progress | None = None) -> None:
+        """Build the BM25 index of `texts` into `folder`, in another process when `background`."""
+        # BM25 is jieba's pure-Python work (~2 s on the seeds); while a long embedding runs, another
+        # process does it on the spare core.
+        if background:
+            self._background = BackgroundBuild(texts, words, folder)
+            return
+        if progress:
+            progress("bm25", 0, 1)
+        build_and_save(texts, words, folder)
+
+    def dense_kind(self, kind: str) -> str:
+        """Return `kind`: FAISS builds every kind."""
+        return kind
+
+    def publish(self, build: BuildVectors) -> dict:
+        """Save the FAISS index and the vectors, wait for the BM25 index; return the manifest entry's fields."""
+        build_store(build.vectors, build.kind).save(build.folder)
+        if self._background is not None:
+            self._background.wait()
+        return {}
+
+    def switch(self) -> None:
+        """Nothing to do: switching the index folder's CURRENT made the files live."""
+
+    def cancel(self) -> None:
+        """Stop the background BM25 build, if one runs."""
+        if self._background is not None:
+            self._background.cancel()

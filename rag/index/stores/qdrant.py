@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from rag import text as textmod
+from rag.config import StoreConfig, load_store_config
 from rag.index.manifest import IndexProblem
+from rag.index.stores.base import BuildVectors, Progress, StoredBuild, check_dense, reading
 
 DENSE, SPARSE = "dense", "text"
 TERMS_FILE = "terms.json"
@@ -367,3 +369,75 @@ def open_stores(location: Location, collection: str, folder: Path, ids: list[str
     lease = _lease(location, collection)
     return (QdrantDense(client, collection, ids, kind, bool(location.url), lease),
             QdrantKeywords(client, collection, folder, chunks, lease))
+
+
+def location_for(config: StoreConfig, index_dir: Path) -> Location:
+    """Return where a build of `index_dir` goes: the server, the configured path, or <index>/qdrant."""
+    if config.url:
+        return Location(url=config.url, api_key=config.api_key)
+    if config.path == ":memory:":
+        return Location(path=":memory:")
+    return Location(path=str(Path(config.path or Path(index_dir) / "qdrant").resolve()))
+
+
+class QdrantBackend:
+    """A collection per build, published under an alias; only the term statistics stay in the build folder."""
+
+    def build(self, config: StoreConfig, index_dir: Path) -> QdrantBuild:
+        """Return the writes of one build; connect first, so a missing client or a busy folder fails before any work."""
+        location = location_for(config, index_dir)
+        connect(location)
+        return QdrantBuild(location, config.collection, config.shards, config.replicas)
+
+    def valid_entry(self, entry: dict) -> bool:
+        """True when the entry names its collection and a server url or an embedded path."""
+        return isinstance(entry.get("collection"), str) and isinstance(entry.get("url", entry.get("path")), str)
+
+    def load(self, entry: dict, build: StoredBuild) -> tuple[QdrantDense, QdrantKeywords]:
+        """Return the stores of the build's collection; raise DamagedStoreFile when it is missing or disagrees."""
+        with reading("Qdrant collection"):  # a missing client says so itself (QdrantUnavailable)
+            location = Location(url=str(entry.get("url", "")), path=str(entry.get("path", "")), api_key=_api_key())
+            dense, keywords = open_stores(location, str(entry["collection"]), build.folder,
+                                          unit_ids(build.chunk_ids, build.units), build.kind, len(build.chunk_ids))
+            check_dense(dense, build)
+        return dense, keywords
+
+
+def _api_key() -> str:
+    try:
+        return load_store_config().api_key
+    except ValueError:  # a bad [store] setting concerns the next build, not this one
+        return ""
+
+
+class QdrantBuild:
+    """One build's collection: published beside the live one, switched to after the index folder's CURRENT."""
+
+    def __init__(self, location: Location, alias: str, shards: int, replicas: int) -> None:
+        self._location, self._alias, self._shards, self._replicas = location, alias, shards, replicas
+        self._texts: list[str] = []
+        self._collection = ""
+
+    def index_keywords(self, texts: list[str], words: list[str], folder: Path, background: bool,
+                       progress: Progress | None = None) -> None:
+        """Teach the tokenizer `words`; the sparse vectors of `texts` are made by `publish`."""
+        textmod.add_words(words)
+        self._texts = texts
+
+    def dense_kind(self, kind: str) -> str:
+        """Return "flat" (exact search) or "hnsw" (Qdrant's graph) for any other kind."""
+        return "flat" if kind == "flat" else "hnsw"
+
+    def publish(self, build: BuildVectors) -> dict:
+        """Write the build's collection and its terms.json; return the manifest entry's fields."""
+        ids = unit_ids(build.chunk_ids, build.units)
+        self._collection = publish(self._location, self._alias, build.build_id, build.units, ids, build.vectors,
+                                   self._texts, build.kind == "flat", build.folder, self._shards, self._replicas)
+        return {"collection": self._collection, "alias": self._alias, **self._location.describe()}
+
+    def switch(self) -> None:
+        """Point the alias at the new collection, for clients of the server (问渝 reads the manifest's)."""
+        switch(self._location, self._alias, self._collection)
+
+    def cancel(self) -> None:
+        """Nothing to stop: the next build's `publish` drops this build's collection."""
