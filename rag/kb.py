@@ -3,8 +3,10 @@
 One `KnowledgeBase` serves every session of a process. It holds the loaded index; a change (upload,
 delete, rebuild) builds a new index beside the live one and then swaps the reference, so questions
 asked meanwhile finish on the old index. Uploads are validated and converted to text *before*
-anything is written: a refused file changes nothing. PDF, Word and HTML files are stored as `.txt`
-(the loader reads `.txt` and `.md`), so the documents folder stays plain text.
+anything is written: a refused file changes nothing. An upload is kept as it came (PDF, Word, Excel,
+HTML, images) and its conversion goes to the index's conversion cache, where the build reads it as
+it reads a folder's files: citations, 查看全文 and pages name the original. Documents uploaded before
+(a `.txt` with its `.meta.json`) still load.
 
 Messages of `UploadError` are shown on the (Chinese) page, so they are written in Chinese.
 """
@@ -15,17 +17,21 @@ import datetime as dt
 import hashlib
 import logging
 import os
+import re
 import threading
 import unicodedata
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rag.clean import clean
+from rag.convert import limits
 from rag.convert.limits import MAX_UPLOAD_BYTES, TOO_LARGE, ConversionError, megabytes
+from rag.convert.cache import ConversionCache
 from rag.convert.ocr import LOW_CONFIDENCE
-from rag.convert.registry import CONVERTED_SUFFIXES, convert
+from rag.convert.registry import CONVERTED_SUFFIXES, CONVERTER_VERSION, convert
+from rag.convert.result import Converted
 from rag.types import Document
 from rag.embed import DEFAULT_MODEL, Embedder, make_embedder
 from rag.gloss import glossary_for
@@ -46,13 +52,14 @@ UploadError = ConversionError  # an upload is refused for the reasons a conversi
 
 @dataclass(frozen=True)
 class Upload:
-    """A validated upload, converted if needed: the bytes to store under `name`."""
+    """A validated upload: its bytes under `name`; `prepare_upload` gives a converted file's text, `add` the original."""
 
     source: str
     name: str
     data: bytes
     converted: bool
-    meta: bytes | None = None  # the .meta.json stored beside a converted text (pages, tables, metadata)
+    meta: bytes | None = None  # the regions and metadata of a converted text (pages, tables), as .meta.json
+    conversion: Converted | None = None  # what rag.convert made of the original, for the conversion cache
 
 
 @dataclass(frozen=True)
@@ -115,7 +122,8 @@ def prepare_upload(filename: str, data: bytes, progress: Progress | None = None)
     cleaned, _ = clean(text.replace("\r\n", "\n").replace("\r", "\n"))
     if not cleaned.strip():
         raise UploadError(f"{name} 中没有可检索的文字")
-    return Upload(source=name, name=stored, data=payload, converted=converted, meta=meta)
+    return Upload(source=name, name=stored, data=payload, converted=converted, meta=meta,
+                  conversion=result if converted else None)
 
 
 # A page whose text layer has fewer visible characters than this is a scan (or a picture) to read by OCR.
@@ -214,11 +222,22 @@ class KnowledgeBase:
         return dt.datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M")
 
     def add(self, filename: str, data: bytes, progress: Progress | None = None) -> tuple[Upload, BuildReport]:
-        """Store one upload and re-index; return it and the build report. On any failure nothing changes."""
+        """Store one upload as it came and re-index; return it (as stored) and the build report.
+
+        On any failure nothing changes.
+        """
         upload = prepare_upload(filename, data, progress)
+        text = upload.data
+        if upload.conversion is not None:  # the original is kept, not its text
+            upload = replace(upload, name=Path(upload.source).stem + Path(upload.source).suffix.lower(), data=data,
+                             meta=None)
         with self._change:
             target = self._inside(upload.name)
-            self._check_new(upload)
+            self._check_new(upload, text)
+            if upload.conversion is not None:  # the build finds it in the cache: an OCR'd scan is read once
+                ConversionCache(self.index_dir / "converted").put(ConversionCache.key(data, CONVERTER_VERSION),
+                                                                   upload.conversion)
+            skipped_before = set(self._index.manifest.get("skipped", {})) if self._index is not None else set()
             meta_target = meta_path(target)
             tag = uuid.uuid4().hex[:8]
             tmp = self.docs_dir / f".upload-{tag}.part"  # a suffix the loader ignores
@@ -233,23 +252,34 @@ class KnowledgeBase:
                     meta_target.unlink(missing_ok=True)  # one left by an earlier file of this name
                 os.replace(tmp, target)
                 report = self._rebuild(progress)
+                refused = dict(report.skipped).get(upload.name)
+                # A document it duplicates sorts after it: the build kept the upload and dropped that one.
+                displaced = [file for file, reason in report.skipped if file not in skipped_before
+                             and reason.startswith(limits.DUPLICATE) and upload.name in reason]
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 meta_tmp.unlink(missing_ok=True)
                 target.unlink(missing_ok=True)
                 meta_target.unlink(missing_ok=True)
                 raise
+            if refused or displaced:
+                # The same text as a document stored in another format, found only once both were converted:
+                # take the upload out again, so an upload accepted is an upload indexed and none is displaced.
+                target.unlink(missing_ok=True)
+                self._rebuild(progress)
+                why = skip_reason(refused) if refused else f"与已有文档 {displaced[0]} 内容相同"
+                raise UploadError(f"{upload.source} 未加入知识库：{why}")
         return upload, report
 
-    def _check_new(self, upload: Upload) -> None:
+    def _check_new(self, upload: Upload, text: bytes) -> None:
         stem = Path(upload.name).stem
         # Text is compared, not bytes: the same article re-saved as GB18030, with a BOM or CRLF is no new document.
-        digest = text_fingerprint(upload.data) or hashlib.sha256(upload.data).hexdigest()
+        digests = {text_fingerprint(text) or hashlib.sha256(text).hexdigest(), hashlib.sha256(upload.data).hexdigest()}
         for path in self._files():
             if path.stem == stem:
                 raise UploadError(f"已有同名文档 {path.name}：请先删除它，或把文件改名后再上传")
             data = path.read_bytes()
-            if digest in (text_fingerprint(data), hashlib.sha256(data).hexdigest()):
+            if digests & {text_fingerprint(data), hashlib.sha256(data).hexdigest()}:
                 raise UploadError(f"{upload.source} 与已有文档 {path.name} 内容相同")
 
     def delete(self, file: str, progress: Progress | None = None) -> BuildReport:
@@ -330,15 +360,34 @@ def _ready(index: Index) -> Index:
 
 
 # The reasons `rag index` gives in English, as the (Chinese) page names them.
-_SKIP_REASONS = {"unsupported type": "不支持的文件类型", "too large": "超出上限", "damaged": "无法读取",
-                 "encrypted": "已加密", "empty": "没有文字", "timed out": "转换超时",
-                 "needs OCR, not installed": "需要 OCR 组件"}
+_SKIP_REASONS = {limits.UNSUPPORTED: "不支持的文件类型", limits.TOO_LARGE: "超出上限", limits.DAMAGED: "无法读取",
+                 limits.ENCRYPTED: "已加密", limits.EMPTY: "没有文字", limits.TIMED_OUT: "转换超时",
+                 limits.NO_OCR: "需要 OCR 组件", limits.DUPLICATE: "重复"}
+# The details rag.load writes in English (converters write theirs in Chinese).
+_DETAILS = [(re.compile(r"no text"), ""),
+            (re.compile(r"([\d.]+) MB, over the (\d+) MB limit"), r"\1 MB，超过了 \2 MB 的上限")]
 
 
 def skip_reason(reason: str) -> str:
-    """Return why a file was not indexed, in Chinese: "超出上限（big.txt 有 30.0 MB…）"."""
+    """Return why a file was not indexed, in Chinese: "超出上限（30.0 MB，超过了 5 MB 的上限）"."""
     kind, _, detail = reason.partition(": ")
-    return f"{_SKIP_REASONS[kind]}（{detail}）" if kind in _SKIP_REASONS and detail else reason
+    if kind not in _SKIP_REASONS or not detail:
+        return reason
+    for pattern, chinese in _DETAILS:
+        if pattern.fullmatch(detail):
+            detail = pattern.sub(chinese, detail)
+    label = _SKIP_REASONS[kind]
+    if not detail or detail.startswith(label):  # "无法读取 a.pdf：…" says it already
+        return detail or label
+    return f"{label}（{detail}）"
+
+
+def skipped_summary(skipped) -> list[str]:
+    """Return the page's lines on the files a build did not index, one per reason: "未索引（已加密）1 个：a.pdf"."""
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in skipped:
+        by_reason.setdefault(_SKIP_REASONS.get(reason.partition(": ")[0], "其他原因"), []).append(name)
+    return [f"未索引（{label}）{len(names)} 个：{'、'.join(names)}" for label, names in by_reason.items()]
 
 
 def document_note(doc: Document) -> str:

@@ -273,8 +273,9 @@ def load_folder(folder: Path, cache=None, progress=None) -> LoadResult:
         digest = hashlib.sha256(doc.text.encode("utf-8")).hexdigest()
         if doc.id in by_id or digest in by_text:
             first = by_id.get(doc.id) or by_text[digest]
-            reason = (f"与 {first} 同名（扩展名不同），改名后才能一起检索 / same name as {first}: rename one to index both"
-                      if doc.id in by_id else f"与 {first} 内容相同 / same text as {first}")
+            reason = (f"{limits.DUPLICATE}: 与 {first} 同名（扩展名不同），改名后才能一起检索 / same name as {first}, "
+                      "rename one to index both" if doc.id in by_id
+                      else f"{limits.DUPLICATE}: 与 {first} 内容相同 / same text as {first}")
             log.warning("skipped %s: %s", name, reason)
             skipped.append((name, reason))
             continue

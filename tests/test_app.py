@@ -733,3 +733,21 @@ def test_misused_endpoints_are_refused_with_a_message_and_no_traceback(seed_kb, 
     assert "Traceback" not in capfd.readouterr().err
     refused = [r for r in caplog.records if "refused:" in r.getMessage()]
     assert len(refused) == 8 and not any(r.exc_info for r in caplog.records)
+
+
+def test_the_knowledge_base_tab_names_every_file_the_index_skipped_and_why(docs_copy, index_copy, embedder):
+    kb = KnowledgeBase(docs_copy, index_copy, embedder)
+    kb.load()
+    app = ChatApp(kb)
+    (docs_copy / "汇报.pptx").write_bytes(b"PK\x03\x04 not read")
+    (docs_copy / "损坏.pdf").write_bytes(b"%PDF-1.4\n1 0 obj <<>> garbage")
+    with open(docs_copy / "big.txt", "wb") as f:
+        f.truncate(6 * 1024 * 1024)
+    table, _, status, _ = app.knowledge.rebuild(progress=lambda *args, **kwargs: None)
+    status = html.unescape(status)
+    assert "未索引（不支持的文件类型）1 个：汇报.pptx" in status and "未索引（无法读取）1 个：损坏.pdf" in status
+    assert "未索引（超出上限）1 个：big.txt" in status
+    notes = {row[1]: row[5] for row in table}  # the document list's 备注 column
+    assert notes["汇报.pptx"] == "未索引：不支持的文件类型（.pptx）"
+    assert notes["big.txt"] == "未索引：超出上限（6.0 MB，超过了 5 MB 的上限）"
+    assert notes["损坏.pdf"].startswith("未索引：无法读取 损坏.pdf：不是有效的 PDF")

@@ -19,6 +19,9 @@ def test_ingest_bench_reports_ocr_per_page_and_table_rows_per_second(tmp_path):
     assert "rows indexed/s" in report.markdown and report.json_path.exists()
     pdf = report.results["pdf_tables"]  # every row of the ruled PDF tables comes back as a row passage
     assert pdf["rows_found"] == 20 and pdf["rows_per_s"] > 0 and "PDF rows converted/s" in report.markdown
+    folder = report.results["folder"]  # 12 mixed files: nine indexed, three named with their reason
+    assert (folder["files"], folder["indexed"], len(folder["skipped"]), folder["converted_rebuild"]) == (12, 9, 3, 1)
+    assert "rebuild share" in report.markdown
     assert not (tmp_path / "ingest-latest.md").exists()  # a quick run does not stand for the figures
 
 
@@ -44,3 +47,21 @@ def test_rag_bench_writes_its_results_into_the_data_folder_not_the_checkout(tmp_
     assert written.name.startswith("ingest-") and written.name.endswith("-quick.json")
     assert f"results: {written}" in capsys.readouterr().out
     assert sorted(p.name for p in tracked.iterdir()) == before
+
+
+def test_the_mixed_folder_is_indexed_whole_and_a_rebuild_after_one_edit_converts_only_it(tmp_path):
+    docs = tmp_path / "docs"
+    edited = bench_ingest.mixed_folder(docs, 11, with_ocr=False)  # eight kinds without OCR, and the three refused
+    _, new_bytes = bench_ingest.mixed_file("pdf", 0, ["码头改造于今年完成。"])
+    result = bench_ingest.folder_conversion(docs, tmp_path / "converted", edited, new_bytes)
+    assert (result["files"], result["indexed"]) == (11, 8)  # every supported file indexed
+    assert {name: reason.partition(":")[0] for name, reason in result["skipped"].items()} == {
+        "汇报.pptx": "unsupported type", "归档.zip": "unsupported type", "损坏.pdf": "damaged"}
+    # Six files are converted (the text files are read as they are), and the damaged one is tried once.
+    assert result["converted_first"] == 7 and result["reconverted"] == [edited.name]
+    assert result["rebuild_s"] <= result["first_s"] and result["target_share"] == 0.10
+    markdown = bench_ingest.format_markdown({"when": "now", "config": {"quick": True}, "notes": [],
+                                             "tables": {k: 0 for k in ("rows", "chunks", "convert_s", "index_s",
+                                                                       "rows_per_s", "convert_rows_per_s")},
+                                             "folder": result})
+    assert "rebuild share (target ≤ 10 %)" in markdown and "- skipped 汇报.pptx: unsupported type" in markdown

@@ -91,3 +91,14 @@ def test_a_quick_load_run_gets_every_answer_and_keeps_the_documents_consistent(t
     assert report.latest_path is None and "(quick run)" in report.markdown
     with pytest.raises(ProcessLookupError):  # the server it started is gone
         os.kill(results["server"]["pid"], 0)
+
+
+def test_the_documents_on_disk_are_every_type_the_index_reads(tmp_path):
+    from rag.bench.load import Server
+
+    server = Server(LoadConfig.quick_run(), tmp_path)
+    (server.docs_dir / "年报").mkdir(parents=True)
+    for name in ("a.txt", "b.md", "年报/c.pdf", "d.docx", "e.xlsx", "f.html", "g.png", "h.pptx", ".upload-1.part"):
+        (server.docs_dir / name).write_bytes(b"x")
+    assert sorted(p.name for p in server.document_files()) == ["a.txt", "b.md", "c.pdf", "d.docx", "e.xlsx", "f.html",
+                                                                "g.png"]

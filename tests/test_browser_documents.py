@@ -22,7 +22,7 @@ def test_a_citation_into_a_pdf_shows_its_page_table_and_row(page, tmp_path):
     assert "22公里" in answer
     panel = open_citation(page, 1)
     location = page.locator("#sources .doc-location").first.inner_text()
-    assert location.startswith("第2页 表1 渡轮技术参数 第4行") and "渡轮统计.txt" in panel
+    assert location.startswith("第2页 表1 渡轮技术参数 第4行") and "渡轮统计.pdf" in panel
     assert page.inner_text("#sources mark#focus-mark").startswith("船名：渝智二号；")
     # The upload's .meta.json is part of what was indexed: the page must not call the file edited.
     assert "文档目录有改动" not in page.inner_text("body")

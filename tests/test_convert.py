@@ -251,3 +251,148 @@ def test_the_knowledge_base_names_skipped_files_in_chinese():
 
     assert skip_reason("unsupported type: .pptx") == "不支持的文件类型（.pptx）"
     assert skip_reason("same text as a.txt") == "same text as a.txt"
+
+
+def _encrypted_pdf() -> bytes:
+    from pypdf import PdfWriter
+
+    from tests.test_kb import minimal_pdf
+
+    writer = PdfWriter(clone_from=io.BytesIO(minimal_pdf("secret")))
+    writer.encrypt("password")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _ole(*streams: str) -> bytes:
+    """Return the head of an OLE container naming `streams` (as a password-protected Office file is)."""
+    return b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 504 + b"".join(s.encode("utf-16-le") + b"\0\0" for s in streams)
+
+
+def test_every_reason_a_folder_file_is_skipped_for_is_reached(tmp_path, monkeypatch):
+    from rag.convert import limits
+    from rag.load import load_folder
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "渡轮.txt").write_text("嘉陵江智能渡轮试运行，可搭载乘客120人。", encoding="utf-8")
+    (docs / "汇报.pptx").write_bytes(b"PK\x03\x04 not read")
+    with open(docs / "big.txt", "wb") as f:
+        f.truncate(6 * 1024 * 1024)
+    (docs / "损坏.pdf").write_bytes(b"%PDF-1.4\n1 0 obj <<>> garbage")
+    (docs / "加密.pdf").write_bytes(_encrypted_pdf())
+    (docs / "加密.docx").write_bytes(_ole("EncryptionInfo", "EncryptedPackage"))
+    (docs / "旧版.xlsx").write_bytes(_ole("Workbook"))  # an .xls renamed: damaged, with what to do
+    (docs / "空白.txt").write_text("  \n\n ", encoding="utf-8")
+    (docs / "渡轮（副本）.txt").write_text("嘉陵江智能渡轮试运行，可搭载乘客120人。", encoding="utf-8")
+    skipped = dict(load_folder(docs).skipped)
+    kinds = {name: reason.partition(": ")[0] for name, reason in skipped.items()}
+    assert kinds == {"汇报.pptx": "unsupported type", "big.txt": "too large", "损坏.pdf": "damaged", "加密.pdf": "encrypted",
+                     "加密.docx": "encrypted", "旧版.xlsx": "damaged", "空白.txt": "empty", "渡轮（副本）.txt": "duplicate"}
+    assert "另存为 .xlsx" in skipped["旧版.xlsx"] and "same text as 渡轮.txt" in skipped["渡轮（副本）.txt"]
+
+    monkeypatch.setattr(limits, "CONVERT_SECONDS", 0.0)  # any conversion now runs past its time budget
+    (docs / "新闻.html").write_text("<html><body><p>朝天门码头周末客流达到5100人次。</p></body></html>", encoding="utf-8")
+    skipped = dict(load_folder(docs).skipped)
+    assert skipped["新闻.html"].startswith("timed out: ") and "转换超时" in skipped["新闻.html"]
+
+
+def test_every_skip_reason_has_its_chinese_name_for_the_page():
+    from rag.convert.limits import REASONS
+    from rag.kb import skip_reason
+
+    for kind in REASONS:
+        assert skip_reason(f"{kind}: x") != f"{kind}: x", kind
+    assert skip_reason("too large: 30.0 MB, over the 5 MB limit") == "超出上限（30.0 MB，超过了 5 MB 的上限）"
+    assert skip_reason("empty: no text") == "没有文字"
+
+
+# --- issue 36 end to end: `rag index` over a folder of every kind, then `rag ask` ------------------------
+
+_CABLEWAYS = [("索道", "全长", "开通年份"), ("长江索道", "1166米", "1987年"), ("嘉陵江索道", "740米", "1982年")]
+# One fact per file, asked of `rag ask`: (question, words of the answer, file, where its citation must point).
+_FACTS = [
+    ("嘉陵三号渡轮的最高航速是多少？", "18公里每小时", "航运统计.pdf", "第2页"),
+    ("缙云山景区每天开放多长时间？", "十二个小时", "景区扫描件.pdf", "第2页"),
+    ("长江索道全长多少米？", "1166米", "索道.docx", "表1 第2行"),
+    ("寸滩港2025年的货物吞吐量是多少万吨？", "1106.9", "港口.xlsx", "第4行"),
+    ("洪崖洞夜游船每晚开行几个班次？", "六个班次", "夜游.html", None),
+    ("南滨路观光巴士的票价是多少？", "十五元", "巴士.png", None),
+]
+
+
+def _cableway_docx() -> bytes:
+    import docx
+
+    document = docx.Document()
+    document.core_properties.title = "重庆索道一览"
+    document.add_paragraph("下表列出重庆主城的过江索道。")
+    table = document.add_table(rows=len(_CABLEWAYS), cols=3)
+    for r, row in enumerate(_CABLEWAYS):
+        for c, value in enumerate(row):
+            table.rows[r].cells[c].text = value
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.slow  # OCR of three pages and one index build: ~1 min on two idle cores
+def test_rag_index_reads_every_kind_in_a_folder_and_rag_ask_cites_page_or_row(tmp_path, monkeypatch, capsys, embedder):
+    from tests.documents import FONT, png, scanned_pdf, table_pdf, xlsx_bytes
+
+    from rag.cli import main
+    from rag.convert import ocr
+
+    if not Path(FONT).exists() or not ocr.available():
+        pytest.skip("needs fonts-noto-cjk to draw the scans and the OCR extra to read them")
+    import rag.embed
+    import rag.index.live
+
+    # One model load for the whole test: the session's embedder stands in for every command's.
+    monkeypatch.setattr(rag.embed, "make_embedder", lambda *args, **kwargs: embedder)
+    monkeypatch.setattr(rag.index.live, "make_embedder", lambda *args, **kwargs: embedder)
+    docs, index = tmp_path / "docs", tmp_path / "index"
+    docs.mkdir()
+    (docs / "航运统计.pdf").write_bytes(table_pdf())  # a text layer; ruled table on page 2
+    (docs / "景区扫描件.pdf").write_bytes(scanned_pdf([["缙云山景区资料汇编", "目录与说明。"],
+                                                  ["缙云山景区简介", "缙云山景区每天开放十二个小时。"]]))
+    (docs / "索道.docx").write_bytes(_cableway_docx())
+    (docs / "港口.xlsx").write_bytes(xlsx_bytes())
+    (docs / "夜游.html").write_text("<html><head><title>夜游两江</title></head><body><article><h1>夜游两江</h1>"
+                                   "<p>洪崖洞夜游船每晚开行六个班次，航线经过朝天门。</p></article></body></html>", encoding="utf-8")
+    (docs / "巴士.png").write_bytes(png(["南滨路观光巴士简介", "观光巴士的票价为每人十五元。"]))
+    (docs / "汇报.pptx").write_bytes(b"PK\x03\x04 not a presentation")
+    (docs / "损坏.pdf").write_bytes(b"%PDF-1.4\n1 0 obj <<>> garbage")
+
+    def index_folder() -> list[str]:
+        capsys.readouterr()
+        assert main(["index", "--docs", str(docs), "--index", str(index)]) == 0
+        return capsys.readouterr().err.splitlines()
+
+    lines = index_folder()
+    assert "indexed: 6 files" in lines
+    assert "skipped, unsupported type: 1 (汇报.pptx (.pptx))" in lines
+    assert any(line.startswith("skipped, damaged: 1 (损坏.pdf (") and "不是有效的 PDF" in line for line in lines)
+    assert "  景区扫描件.pdf: OCR page 2 of 2" in lines  # progress: page j of m
+
+    for question, words, file, where in _FACTS:
+        assert main(["ask", question, "--docs", str(docs), "--index", str(index), "--answer", "extractive",
+                     "--json"]) == 0
+        answer = json.loads(capsys.readouterr().out)
+        citation = answer["citations"][0]
+        assert words in answer["text"].replace(" ", ""), (question, answer["text"])
+        assert citation["file"] == file, (question, citation)
+        if where is not None:
+            assert where in citation["location"], (question, citation)
+        if file.endswith(".pdf"):
+            assert citation["page"] == 2, (question, citation)
+
+    lines = index_folder()  # nothing changed: nothing is converted again, not even the damaged file
+    assert "indexed: 6 files" in lines and "unchanged: 6 (no conversion needed)" in lines
+    assert not any(line.startswith("converted") for line in lines)
+
+    (docs / "夜游.html").write_text("<html><body><article><p>洪崖洞夜游船每晚开行八个班次。</p></article></body></html>",
+                                   encoding="utf-8")
+    lines = index_folder()
+    assert "converted: 1 (夜游.html)" in lines and "unchanged: 5 (no conversion needed)" in lines

@@ -69,6 +69,23 @@ def test_the_knowledge_base_adopts_a_newer_build_and_keeps_its_own(docs_copy, in
 
 def test_a_converted_document_with_its_metadata_file_is_not_seen_as_changed(docs_copy, index_copy, embedder):
     # Issue 15: the index hashes a converted .txt together with its .meta.json; so must the check.
+    # (Uploads stored such pairs before issue 36; they keep their originals now, as the second part checks.)
+    from rag.kb import KnowledgeBase, prepare_upload
+    from tests.documents import docx_with_table
+
+    old = prepare_upload("渡轮.docx", docx_with_table())
+    (docs_copy / "渡轮.txt").write_bytes(old.data)
+    (docs_copy / "渡轮.meta.json").write_bytes(old.meta)
+    kb = KnowledgeBase(docs_copy, index_copy, embedder)
+    kb.rebuild()
+    check = FreshnessCheck(docs_copy, index_copy, min_interval=0)
+    assert check.check(current_build(index_copy), read_manifest(index_copy)).changed == ()
+    meta = docs_copy / "渡轮.meta.json"
+    meta.write_text(meta.read_text(encoding="utf-8").replace("嘉陵江渡轮一览", "改过的标题"), encoding="utf-8")
+    assert check.check(current_build(index_copy), read_manifest(index_copy)).changed == ("渡轮.txt",)
+
+
+def test_an_uploaded_original_is_not_seen_as_changed_until_it_is_edited(docs_copy, index_copy, embedder):
     from rag.kb import KnowledgeBase
     from tests.documents import docx_with_table
 
@@ -77,6 +94,6 @@ def test_a_converted_document_with_its_metadata_file_is_not_seen_as_changed(docs
     kb.add("渡轮.docx", docx_with_table())
     check = FreshnessCheck(docs_copy, index_copy, min_interval=0)
     assert check.check(current_build(index_copy), read_manifest(index_copy)).changed == ()
-    meta = docs_copy / "渡轮.meta.json"
-    meta.write_text(meta.read_text(encoding="utf-8").replace("嘉陵江渡轮一览", "改过的标题"), encoding="utf-8")
-    assert check.check(current_build(index_copy), read_manifest(index_copy)).changed == ("渡轮.txt",)
+    original = docs_copy / "渡轮.docx"
+    original.write_bytes(original.read_bytes() + b"\0")
+    assert check.check(current_build(index_copy), read_manifest(index_copy)).changed == ("渡轮.docx",)

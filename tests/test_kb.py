@@ -178,10 +178,39 @@ def test_add_indexes_only_the_new_text_and_swaps_the_index(kb_any):
     assert "120人" in answer.text and answer.citations[0].file == "ferry.txt"
 
 
-def test_converted_upload_is_stored_as_txt(kb):
-    upload, _ = kb.add("ferry.docx", docx_bytes())
-    assert upload.name == "ferry.txt" and not (kb.docs_dir / "ferry.docx").exists()
-    assert kb.index.documents["ferry"].title == "渝智一号渡轮简介"
+def test_converted_upload_is_kept_as_uploaded_and_converted_once(kb):
+    data = docx_bytes()
+    upload, report = kb.add("ferry.docx", data)
+    # Issue 36: the original is kept byte for byte, nothing is written beside it, and the build takes the
+    # upload's conversion from the cache instead of converting it again.
+    assert (upload.name, upload.converted) == ("ferry.docx", True) and (kb.docs_dir / "ferry.docx").read_bytes() == data
+    assert not (kb.docs_dir / "ferry.txt").exists() and not (kb.docs_dir / "ferry.meta.json").exists()
+    assert report.converted == () and "ferry.docx" in report.files
+    doc = kb.index.documents["ferry"]
+    assert (doc.file, doc.title) == ("ferry.docx", "渝智一号渡轮简介")
+    assert "ferry.docx" in [r.file for r in kb.documents()]
+
+
+def test_documents_uploaded_as_text_with_a_metadata_file_still_load_and_delete(kb):
+    from tests.documents import text_pdf
+
+    old = prepare_upload("航运报告.pdf", text_pdf())  # what uploads stored before issue 36
+    (kb.docs_dir / "航运报告.txt").write_bytes(old.data)
+    (kb.docs_dir / "航运报告.meta.json").write_bytes(old.meta)
+    kb.rebuild()
+    doc = kb.index.documents["航运报告"]
+    assert doc.file == "航运报告.txt" and doc.page_of(doc.original.index("渝智一号")) == 3
+    kb.delete("航运报告.txt")
+    assert not (kb.docs_dir / "航运报告.meta.json").exists()
+
+
+def test_an_upload_with_the_text_of_a_document_in_another_format_is_refused(kb):
+    kb.add("ferry.docx", docx_bytes())
+    text = kb.index.documents["ferry"].original
+    files = sorted(p.name for p in kb.docs_dir.iterdir())
+    with pytest.raises(UploadError, match="内容相同"):
+        kb.add("ferry-copy.txt", text.encode("utf-8"))
+    assert sorted(p.name for p in kb.docs_dir.iterdir()) == files and "ferry" in kb.index.documents
 
 
 def test_refused_uploads_change_nothing(kb):
@@ -436,21 +465,20 @@ def test_pdf_fact_on_page_3_is_cited_with_its_page_and_running_header_is_dropped
     assert "第 3 页" in doc.original and "第 3 页" not in doc.text
     answer = Answerer(kb.index).run("渝智一号渡轮可以搭载多少乘客？")
     citation = answer.citations[0]
-    assert "一百二十人" in answer.text and citation.file == "航运报告.txt"
+    assert "一百二十人" in answer.text and citation.file == "航运报告.pdf"
     assert (citation.page, citation.location) == (3, "第3页")
     assert doc.original[citation.orig_start:citation.orig_end] == citation.sentence  # exact span of the extracted text
     assert answer.to_dict()["citations"][0]["page"] == 3  # what `rag ask --json` and /ask return
-    row = next(r for r in kb.documents() if r.file == "航运报告.txt")
-    assert "由 航运报告.pdf 转换" in row.note and "4页" in row.note
+    row = next(r for r in kb.documents() if r.file == "航运报告.pdf")
+    assert "PDF，4页" in row.note
 
 
-def test_deleting_a_converted_document_removes_its_metadata_file(kb):
+def test_deleting_a_converted_document_removes_the_original(kb):
     from tests.documents import text_pdf
 
     kb.add("航运报告.pdf", text_pdf())
-    assert (kb.docs_dir / "航运报告.meta.json").exists()
-    kb.delete("航运报告.txt")
-    assert not (kb.docs_dir / "航运报告.meta.json").exists()
+    kb.delete("航运报告.pdf")
+    assert not (kb.docs_dir / "航运报告.pdf").exists() and "航运报告" not in kb.index.documents
 
 
 def test_html_navigation_text_is_dropped():

@@ -67,7 +67,7 @@ def test_scan_is_indexed_and_cited_with_its_page(docs_copy, index_copy, embedder
     base.add("扫描件.pdf", scanned_pdf([["嘉陵江渡轮资料汇编", "目录与说明。"], SCAN_LINES]))
     answer = Answerer(base.index).run("渝智一号渡轮可以搭载多少乘客？")
     assert "一百二十人" in answer.text
-    assert answer.citations[0].file == "扫描件.txt" and answer.citations[0].location == "第2页"
+    assert answer.citations[0].file == "扫描件.pdf" and answer.citations[0].location == "第2页"
     doc = base.index.documents["扫描件"]
     assert all(r.confidence is not None for r in doc.regions if r.kind == "ocr")
 

@@ -89,7 +89,7 @@ def test_question_about_a_pdf_table_cell_is_cited_by_page_table_row_and_column(k
     answer = Answerer(kb.index).run("渝智二号渡轮的最高航速是多少？")
     assert not answer.abstained and "22公里每小时" in answer.text
     citation = answer.citations[0]
-    assert citation.file == "渡轮统计.txt" and citation.page == 2
+    assert citation.file == "渡轮统计.pdf" and citation.page == 2
     assert citation.location.startswith("第2页 表1 渡轮技术参数 第4行")
     assert citation.sentence.startswith("船名：渝智二号；")  # the whole row
     assert doc.original[citation.orig_start:citation.orig_end] == citation.sentence  # offsets map exactly
@@ -99,5 +99,5 @@ def test_question_about_a_pdf_table_cell_is_cited_by_page_table_row_and_column(k
     pier = Answerer(kb.index).run("磁器口码头周末日均客流是多少人次？")
     assert "4300人次" in pier.text
     assert pier.citations[0].location.startswith("第3页 表2 各码头日均客流 第3行")
-    row = next(r for r in kb.documents() if r.file == "渡轮统计.txt")
+    row = next(r for r in kb.documents() if r.file == "渡轮统计.pdf")
     assert "第2、3页有表格" in row.note and "2个表格共6行" in row.note

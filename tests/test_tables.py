@@ -53,7 +53,7 @@ def test_question_about_a_cell_is_answered_from_its_row_with_sheet_row_and_colum
     answer = Answerer(kb.index).run("果园港2025年货物吞吐量是多少万吨？")
     assert not answer.abstained and "3125.6" in answer.short
     citation = answer.citations[0]
-    assert citation.file == "港口.txt"
+    assert citation.file == "港口.xlsx"
     assert citation.location == "工作表“港口吞吐量” 第3行 · “货物吞吐量（万吨）·2025年”列"
     # The quote is the whole row, so the value comes with what it is the value of.
     assert citation.sentence.startswith("港区：果园港；") and citation.sentence.endswith("。")
@@ -61,8 +61,8 @@ def test_question_about_a_cell_is_answered_from_its_row_with_sheet_row_and_colum
     assert original[citation.answer_orig_start:citation.answer_orig_end] == "3125.6"
     total = Answerer(kb.index).run("各港区2025年货物吞吐量合计是多少万吨？")
     assert "4232.5" in total.text and "第5行" in total.citations[0].location
-    row = next(r for r in kb.documents() if r.file == "港口.txt")
-    assert "由 港口.xlsx 转换" in row.note and "1个表格共3行" in row.note
+    row = next(r for r in kb.documents() if r.file == "港口.xlsx")
+    assert "Excel，1个表，3行" in row.note and "1个表格共3行" in row.note
 
 
 def test_docx_table_cell_is_cited_by_table_and_row(kb):
@@ -71,3 +71,31 @@ def test_docx_table_cell_is_cited_by_table_and_row(kb):
     assert "86人" in answer.text
     assert answer.citations[0].location.startswith("表1 第3行")
     assert answer.to_dict()["citations"][0]["location"].startswith("表1 第3行")  # what /ask and --json return
+
+
+def test_sparse_sheet_rows_keep_their_sheet_numbers():
+    import io
+
+    import openpyxl
+
+    from rag.convert import convert
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "统计"
+    for ref, value in {"A1": "港区", "B1": "吞吐量", "A2": "果园港", "B2": "3125.6万吨", "XFD2000": "末格备注"}.items():
+        sheet[ref] = value
+    buffer = io.BytesIO()
+    book.save(buffer)
+    result = convert(buffer.getvalue(), "稀疏.xlsx")
+    rows = {result.text[r.start:r.end]: r.label for r in result.regions if r.kind == "row"}
+    # The last cell is on the sheet's row 2000, not the third populated row.
+    assert rows == {"港区：果园港；吞吐量：3125.6万吨。": "第2行", "XFD：末格备注。": "第2000行"}
+
+
+def test_csv_rows_after_a_blank_line_keep_their_line_numbers():
+    from rag.convert import convert
+
+    result = convert("船名,载客量\n渝智一号,120人\n\n渝智二号,86人\n".encode("utf-8"), "渡轮.csv")
+    rows = [r.label for r in result.regions if r.kind == "row"]
+    assert rows == ["第2行", "第4行"]

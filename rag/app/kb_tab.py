@@ -12,7 +12,7 @@ from rag.app.render import esc, md_text
 from rag.app.state import PageState
 from rag.app.uploads import GONE, discard_upload, saved_bytes
 from rag.index import IndexProblem
-from rag.kb import UploadError
+from rag.kb import UploadError, skipped_summary
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class KnowledgeTab:
                 continue
             finally:  # stored in the documents folder, or refused: Gradio's copy is no longer needed
                 discard_upload(path, self.state.upload_dir)
-            how = f"已转换为 {upload.name} 并" if upload.converted else "已"
+            how = "已转换并" if upload.converted else "已"  # kept as uploaded; its text is in the index's cache
             lines.append(f"✓ {upload.source} {how}加入知识库：新嵌入 {report.embedded} 段，复用缓存 {report.cached} 段，"
                          f"用时 {report.seconds:.1f} 秒")
         return self._views(_status(lines)) + (None,)
@@ -95,7 +95,7 @@ class KnowledgeTab:
         return self._views(_status([
             f"✓ 索引已重建：{report.documents} 篇文档，{report.chunks} 个段落；新嵌入 {report.embedded} 段，"
             f"复用缓存 {report.cached} 段，用时 {report.seconds:.1f} 秒"
-        ]))
+        ] + skipped_summary(report.skipped)))  # every file accounted for, as `rag index` does
 
     def header(self) -> str:
         """Return the page header: name, corpus size and model."""

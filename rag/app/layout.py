@@ -179,7 +179,7 @@ class ChatApp:
         convert = "、".join(CONVERTED_SUFFIXES)
         gr.Markdown(
             f"文档保存在 `{self.state.kb.docs_dir}`。可上传 {'、'.join(UPLOAD_SUFFIXES)}，单个文件不超过 "
-            f"{MAX_UPLOAD_BYTES // 1024 // 1024} MB；{convert} 会提取文字后以 `.txt` 保存。"
+            f"{MAX_UPLOAD_BYTES // 1024 // 1024} MB；{convert} 保留原文件，提取的文字用于检索。"
             "上传或删除后索引自动更新，只有新内容需要嵌入。",
             elem_classes=["hint"],
         )

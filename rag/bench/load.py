@@ -225,10 +225,11 @@ class Server:
                 continue
 
     def document_files(self) -> list[Path]:
-        """Return the document files in the server's documents folder."""
-        from rag.load import TEXT_SUFFIXES
+        """Return the document files in the server's documents folder (and its subfolders), of any type it converts."""
+        from rag.convert import SUPPORTED_SUFFIXES
+        from rag.load import document_files
 
-        return [p for p in self.docs_dir.iterdir() if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES]
+        return [p for p in document_files(self.docs_dir).values() if p.suffix.lower() in SUPPORTED_SUFFIXES]
 
     def _log_tail(self, chars: int = 2000) -> str:
         try:

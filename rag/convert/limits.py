@@ -29,9 +29,11 @@ MAX_TABLE_ROWS = 50_000
 MAX_CELLS = 1_000_000
 CONVERT_SECONDS = 60.0  # wall time of one file's conversion, OCR pages apart (MAX_OCR_PAGES bounds those)
 
-# Why a file was not converted, as `rag index` lists it.
+# Why a file was not indexed, as `rag index` lists it (the knowledge base's page says them in Chinese).
 UNSUPPORTED, TOO_LARGE, DAMAGED, ENCRYPTED, EMPTY, TIMED_OUT, NO_OCR = (
     "unsupported type", "too large", "damaged", "encrypted", "empty", "timed out", "needs OCR, not installed")
+DUPLICATE = "duplicate"  # not a conversion's: the same name or text as another file of the folder
+REASONS = (UNSUPPORTED, TOO_LARGE, DAMAGED, ENCRYPTED, EMPTY, TIMED_OUT, NO_OCR, DUPLICATE)
 
 
 class ConversionError(ValueError):

@@ -6,8 +6,8 @@ import datetime as dt
 import io
 import zipfile
 
-from rag.convert.limits import (MAX_DOCX_PARAGRAPHS, MAX_ZIP_RATIO, MAX_ZIP_UNCOMPRESSED, TOO_LARGE, Budget,
-                                ConversionError, megabytes)
+from rag.convert.limits import (ENCRYPTED, MAX_DOCX_PARAGRAPHS, MAX_ZIP_RATIO, MAX_ZIP_UNCOMPRESSED, TOO_LARGE,
+                                Budget, ConversionError, megabytes)
 from rag.convert.result import Converted, TextBuilder
 from rag.convert.tables import add_table, merged_header_rows, table_from_grid, tables_text, xlsx_tables
 
@@ -96,12 +96,22 @@ def check_docx_zip(data: bytes, name: str = "Word 文档") -> None:
         raise ConversionError(f"{name} 有 {paragraphs} 个段落，超过了 {MAX_DOCX_PARAGRAPHS} 个的上限：请拆分后再上传", TOO_LARGE)
 
 
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")  # directory entry names are UTF-16
+
+
 def check_zip(data: bytes, name: str, part: str, kind: str) -> bytes:
     """Return the zip member `part` of an Office file after refusing one that declares too much content.
 
     The declared sizes are a hard bound: Python's zipfile never returns more than an entry declares
     (a lie ends in a CRC error), so checking the directory bounds what python-docx or openpyxl can read.
     """
+    if data.startswith(_OLE_MAGIC):
+        # A password-protected .docx/.xlsx is no zip but an OLE container holding an "EncryptedPackage"
+        # stream (ECMA-376 encryption); any other OLE file is the old binary format (.doc/.xls) renamed.
+        if _ENCRYPTED_PACKAGE in data:
+            raise ConversionError(f"{name} 已加密，请先解除密码保护", ENCRYPTED)
+        raise ConversionError(f"无法读取 {name}：这是旧版 Office 格式（.doc/.xls），请另存为 {kind} 后再上传")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             total = sum(entry.file_size for entry in archive.infolist())

@@ -52,21 +52,30 @@ def cell_text(value, number_format: str = "") -> str:
     return " ".join(str(value).split())
 
 
-def table_from_grid(label: str, grid: list[list[str]], header_rows: int = 1, first_row: int = 1) -> Table | None:
-    """Return the table of a filled grid (merged cells already repeated), its first `header_rows` rows naming columns."""
-    grid = [row for row in grid if any(c.strip() for c in row)]
-    if not grid:
+def table_from_grid(label: str, grid: list[list[str]], header_rows: int = 1, first_row: int = 1,
+                    row_numbers: list[int] | None = None, column_names: list[str] | None = None) -> Table | None:
+    """Return the table of a filled grid (merged cells already repeated), its first `header_rows` rows naming columns.
+
+    Rows are numbered as the file counts them: `row_numbers` (a sparse sheet's populated rows), else
+    consecutively from `first_row`; blank rows are dropped but never renumber the rows after them.
+    `column_names` name columns no header names (default "第n列").
+    """
+    numbers = row_numbers or range(first_row, first_row + len(grid))
+    numbered = [(n, row) for n, row in zip(numbers, grid) if any(c.strip() for c in row)]
+    if not numbered:
         return None
-    width = max(len(r) for r in grid)
-    grid = [list(r) + [""] * (width - len(r)) for r in grid]
-    if len(grid) == 1:  # a lone row has no header: its cells are the data ("载客量：120人")
-        return Table(label, (), ((first_row, tuple(grid[0])),))
-    header_rows = max(1, min(header_rows, len(grid) - 1))
+    width = max(len(r) for _, r in numbered)
+    numbered = [(n, list(r) + [""] * (width - len(r))) for n, r in numbered]
+    if len(numbered) == 1:  # a lone row has no header: its cells are the data ("载客量：120人")
+        return Table(label, (), ((numbered[0][0], tuple(numbered[0][1])),))
+    header_rows = max(1, min(header_rows, len(numbered) - 1))
     columns = []
     for col in range(width):
-        parts = list(dict.fromkeys(grid[r][col].strip() for r in range(header_rows) if grid[r][col].strip()))
-        columns.append(HEADER_JOIN.join(parts) or f"第{col + 1}列")
-    rows = tuple((first_row + header_rows + k, tuple(r)) for k, r in enumerate(grid[header_rows:]))
+        parts = list(dict.fromkeys(numbered[r][1][col].strip() for r in range(header_rows)
+                                   if numbered[r][1][col].strip()))
+        fallback = column_names[col] if column_names and col < len(column_names) else f"第{col + 1}列"
+        columns.append(HEADER_JOIN.join(parts) or fallback)
+    rows = tuple((n, tuple(r)) for n, r in numbered[header_rows:])
     return Table(label, tuple(columns), rows)
 
 
@@ -199,7 +208,11 @@ def _sheet_table(title: str, cells: dict[tuple[int, int], str], merged: list[tup
         if min_row == top:  # a header cell merged across columns needs the row below to name them
             spanned = sum(1 for r in rows if min_row <= r <= max_row)
             header_rows = max(header_rows, spanned + (len(covered_cols) > 1))
-    return table_from_grid(f"工作表“{title}”", grid, header_rows, first_row=top)
+    from openpyxl.utils.cell import get_column_letter
+
+    # Rows and columns keep the sheet's numbers: the cell of XFD2000 is cited as row 2000, column XFD.
+    return table_from_grid(f"工作表“{title}”", grid, header_rows, row_numbers=rows,
+                           column_names=[get_column_letter(c) for c in cols])
 
 
 def csv_table(text: str, name: str, budget: Budget | None = None) -> Table | None:
