@@ -95,9 +95,9 @@ class Composer:
         The reader reads "2025年，重庆汽车产量达278.8万辆……；新能源汽车产量129.6万辆" and may answer the
         first figure to "新能源汽车产量是多少": the clause sharing the question's rarer words holds the figure.
         """
-        if not _ASKS_FIGURE.search(question):
-            return reading
         hit, text = reading.hit, reading.hit.chunk.text
+        if not _ASKS_FIGURE.search(question) or len(textmod.normalize(text)) != len(text):
+            return reading  # figures are found on the normalized text: its offsets must be the text's
         units = sorted((s, e) for s, e, _ in self.index.sentence_units(self.index.chunk_position(hit.chunk.id)))
         units = [u for u in units if u != (0, len(text))] or [(0, len(text))]
         at = next((i for i, (s, e) in enumerate(units) if s <= reading.answer[0] < e), None)
@@ -115,15 +115,21 @@ class Composer:
         mine = next(((u, a, b) for u, a, b in clauses if a <= reading.answer[0] < b), None)
         if mine is None:
             return reading
-        figured = [(score(text[a:b]), u, a, b) for u, a, b in clauses if quantities(text[a:b])]
+        # Only to a figure of the same kind: "增长9.7%" must not move to "278.8万辆".
+        current = quantities(text[mine[1]:mine[2]])
+        unit = next((q.unit for q in current if q.start <= reading.answer[1] - mine[1] and q.end > reading.answer[0] - mine[1]), None)
+        if unit is None:
+            return reading
+        figured = [(score(text[a:b]), u, a, b) for u, a, b in clauses
+                   if any(q.unit == unit for q in quantities(text[a:b]))]
         if not figured:
             return reading
-        best, unit, a, b = max(figured, key=lambda x: x[0])
+        best, span, a, b = max(figured, key=lambda x: x[0])
         if best <= score(text[mine[1]:mine[2]]) + 1e-9:
             return reading
-        figure = quantities(text[a:b])[0]
+        figure = next(q for q in quantities(text[a:b]) if q.unit == unit)
         answer = (a + figure.start, a + figure.end)
-        window = ReadingWindow(hit, unit[0], unit[1], (unit,))
+        window = ReadingWindow(hit, span[0], span[1], (span,))
         return replace(reading, answer=answer, quote=quote_span(window, answer))
 
     def _part(self, sub: SubQuestion, shape: QuestionShape, mode: Mode, k: int, others: Sequence[str],
@@ -151,6 +157,7 @@ class Composer:
                 if out:
                     continue  # a later window may still hold an item the reader is sure of
                 break
+            reading = _enumeration(reading)
             if self._misfit(reading, sub, shape, (), ()):
                 continue
             short = textmod.squash(_span(reading))
@@ -167,15 +174,19 @@ class Composer:
         text = reading.hit.chunk.text
         q0, q1 = reading.quote
         a, b = reading.answer
-        reason = mismatch(shape.qualifiers, text[q0:q1], a - q0, b - q0)
+        paragraph = text[text.rfind("\n", 0, q0) + 1 : q0]
+        reason = mismatch(shape.qualifiers, text[q0:q1], a - q0, b - q0, context=paragraph)
         if reason:
             return reason
-        if any(t.hit.chunk.id == reading.hit.chunk.id and t.answer == reading.answer for t in taken):
+        if any(t.hit.chunk.id == reading.hit.chunk.id and t.answer[0] < b and a < t.answer[1] for t in taken):
             return "与另一部分是同一个数字"
-        if shape.shape is Shape.COMPARISON and _figure(_span(reading), shape.adjective) is None:
-            return "答案中没有可比较的数字"
-        if sub.subject and others:
-            other = _nearer_subject(sub.subject, others, text, a)
+        figure_asked = shape.shape is Shape.COMPARISON or _ASKS_FIGURE.search(sub.question)
+        if figure_asked and shape.shape is not Shape.QUALIFIED and _figure(_span(reading), shape.adjective) is None:
+            return "答案中没有数字"
+        if sub.subject and shape.shape in (Shape.COMPARISON, Shape.FACTS):
+            if not _mentioned(sub.subject, text):
+                return f"段落没有提到{sub.subject}"
+            other = _nearer_subject(sub.subject, others, text, a) if others else ""
             if other:
                 return f"句中说的是{other}"
         return ""
@@ -255,6 +266,25 @@ class Composer:
         return f"{subjects[winner]}更{adjective}：{'，'.join(named)}{gap}。"
 
 
+# "接入英伟达、昇腾、海光等六种技术路线": the items before a count of them.
+_ITEMS_BEFORE_COUNT = re.compile(r"[^，,。；;：:]*?([^，,。；;：:、在与和]{2,}(?:、[^，,。；;：:、]{1,}?)+)等?\s*(?:\d+|[一二两三四五六七八九十]+)\s*[个种项类家所条大座位]")
+
+
+def _enumeration(reading: Reading) -> Reading:
+    """A list question answered by a count ("六种技术路线") is answered by the items counted instead."""
+    text = reading.hit.chunk.text
+    q0, q1 = reading.quote
+    a, b = reading.answer
+    if not quantities(text[a:b]) and not re.match(r"\s*[\d一二两三四五六七八九十]", text[a:b]):
+        return reading
+    for m in _ITEMS_BEFORE_COUNT.finditer(text, q0, q1):
+        if m.end() >= a and m.start(1) < a + 1 or (m.start() <= a < m.end()):
+            start, end = m.start(1), m.end(1)
+            if q0 <= start < end <= q1:
+                return replace(reading, answer=(start, end))
+    return reading
+
+
 def _span(reading: Reading) -> str:
     return reading.hit.chunk.text[reading.answer[0] : reading.answer[1]]
 
@@ -269,6 +299,12 @@ def _keys(subject: str) -> list[str]:
     """How a subject may be mentioned: in full, or by its first word ("长安数智工厂" → "长安")."""
     words = [w for w in textmod.words(subject) if len(w) >= 2]
     return [subject] + words[:1]
+
+
+def _mentioned(subject: str, text: str) -> bool:
+    """True when the passage names the subject, in full or by its first word."""
+    normalized = textmod.normalize(text)
+    return any(textmod.normalize(key) in normalized for key in _keys(subject))
 
 
 def _nearer_subject(subject: str, others: Sequence[str], text: str, answer_start: int) -> str:

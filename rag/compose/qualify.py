@@ -64,18 +64,20 @@ def places(text: str) -> frozenset[str]:
     return frozenset(out)
 
 
-def mismatch(asked: Qualifiers, sentence: str, answer_start: int, answer_end: int) -> str:
+def mismatch(asked: Qualifiers, sentence: str, answer_start: int, answer_end: int, context: str = "") -> str:
     """Return why `sentence` does not state the fact asked (its answer at [answer_start, answer_end)), or "".
 
     The year must be the asked one when the sentence names years; a plan ("将突破") is no answer to a
     question about what was achieved; a place the question does not name, when the sentence names
-    none of the question's places, is another place's figure.
+    none of the question's places, is another place's figure. A sentence naming no year takes the
+    year of its `context` (the paragraph before it): "2025年，重庆汽车产量……；新能源汽车产量129.6万辆".
     """
     normalized = textmod.normalize(sentence)
     clause = _clause(normalized, answer_start, answer_end)
     before = normalized[:answer_end]
     if asked.years:
-        years = {int(y) for y in _YEAR.findall(before)} or {int(y) for y in _YEAR.findall(normalized)}
+        years = ({int(y) for y in _YEAR.findall(before)} or {int(y) for y in _YEAR.findall(normalized)}
+                 or _last_year(textmod.normalize(context)))
         if years and not years & asked.years:
             return f"句中是{'、'.join(str(y) for y in sorted(years))}年的数字"
     if not asked.wants_target and _TARGET.search(clause):
@@ -85,6 +87,11 @@ def mismatch(asked: Qualifiers, sentence: str, answer_start: int, answer_end: in
         if named and not any(p in before or any(p in n or n in p for n in named) for p in asked.places):
             return f"句中说的是{'、'.join(sorted(named))}"
     return ""
+
+
+def _last_year(context: str) -> set[int]:
+    found = _YEAR.findall(context)
+    return {int(found[-1])} if found else set()
 
 
 def _clause(text: str, start: int, end: int) -> str:

@@ -31,7 +31,7 @@ _WH_ANY = re.compile(r"哪|谁|什么|多少|几|何")
 # measured words after the first subject; a measure takes the year and place before it.
 _ENTITY_END = re.compile(r"(?:工厂|公司|集团|大学|学院|研究院|研究所|实验室|中心|委员会|园|区|县|市|镇|省|平台|基金|医院|社区|"
                          r"汽车|企业|高地|湾区|新城|科学城|车企|机构|银行|局|部|厅|委)$")
-_LEAD = re.compile(r"^(?:(?:19|20)\d\d\s*年(?:\s*\d{1,2}\s*月)?|去年|今年|目前|截至[^，,]*?[，,]?)*")
+_LEAD = re.compile(r"^(?:(?:到|在)?\s*(?:19|20)\d\d\s*年(?:\s*\d{1,2}\s*月)?[，,]?|去年|今年|目前[，,]?|截至[^，,]*[，,]?)*")
 
 
 @dataclass(frozen=True)
