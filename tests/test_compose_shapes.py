@@ -56,3 +56,13 @@ def test_list_and_time_qualified():
 def test_plain_questions_stay_plain(question):
     shape = recognise(question)
     assert shape.shape is Shape.PLAIN and not shape.compositional and shape.parts == ()
+
+
+@pytest.mark.parametrize("question", ["重庆脑与智能科学中心有多少名科研人员？", "南岸区和重庆经开区一共有多少个市级以上创新平台？",
+                                      "“多尺度认知计算理论及应用”是全国人工智能领域第几个国家自然科学基金委创新研究群体？"])
+def test_a_name_with_a_joining_word_or_a_total_is_one_fact(question):
+    assert recognise(question).shape is Shape.PLAIN
+
+
+def test_growth_over_last_year_is_not_a_comparison():
+    assert recognise("2025年重庆新能源汽车产量比上年增长了多少？").shape is Shape.QUALIFIED

@@ -21,10 +21,13 @@ _ADJECTIVES = "多少高低大小早晚快慢长短强弱"
 _WHICH_MORE = re.compile(_WHICH + r"(?:的)?(?P<noun>[^，,。？?！!]*?)(?:更|最|比较|较|要)(?P<adj>[" + _ADJECTIVES + r"])(?:一些|一点|些)?(?P<verb>[^，,。？?！!]*)")
 # "A比B多多少台", "A比B早几天", "A比B高多少"
 _THAN = re.compile(r"(?P<a>.+?)比(?P<b>.+?)(?P<adj>[" + _ADJECTIVES + r"])(?:出|了)?(?P<how>多少|几)(?P<unit>[^\s？?。，,]*)")
+_EARLIER_SELF = re.compile(r"(?:上年|去年|前年|上月|上季度|同期|(?:19|20)\d\d\s*年|此前|以前|原来|过去|之前)")
+_TOTAL = re.compile(r"一共|总共|共计|合计|总计|加起来|共有")
 _SEVERAL = re.compile(r"分别|各(?:是|有|为|自|多少|达|占)")
 _LIST = re.compile(r"有哪些|哪些|哪几(?:个|家|项|所|位|种|类|条|座|款|名|大)|包括什么|包括哪|列举")
 _ASKS_FIGURE = re.compile(r"多少|几[个家项台辆所次年成倍万亿%件篇名]|多大|多高|多长|何时|什么时候|哪天|哪一天|哪年|哪一年")
 _JOIN = re.compile(r"和|与|跟|同|、|及|以及")
+_AND = re.compile(r"和")
 _NOT_JOIN = re.compile(r"和平|和谐|总和|温和|与会|同比|同期|同时|共同|相同|协同|合同|同步|同行|以及时")
 _WH_ANY = re.compile(r"哪|谁|什么|多少|几|何")
 # A subject that names a thing ("赛力斯超级工厂"), not a measure ("新能源汽车产量"): it takes the
@@ -93,8 +96,8 @@ def _comparison(text: str, qualifiers: Qualifiers) -> QuestionShape | None:
 
 def _difference(text: str, qualifiers: Qualifiers) -> QuestionShape | None:
     match = _THAN.search(text)
-    if match is None or _WH_ANY.search(match["b"]):
-        return None
+    if match is None or _WH_ANY.search(match["b"]) or _EARLIER_SELF.match(match["b"].strip()):
+        return None  # "比上年增长了多少" asks a growth, not a comparison of two subjects
     a, b = match["a"].strip("，, "), match["b"].strip("，, 的")
     if not a or not b:
         return None
@@ -117,8 +120,8 @@ def _several(text: str, qualifiers: Qualifiers) -> QuestionShape | None:
     else:
         # "A和B是多少？": two subjects joined, one figure asked, no "which" between them.
         ask = _ASKS_FIGURE.search(text)
-        if ask is None:
-            return None
+        if ask is None or _TOTAL.search(text):
+            return None  # "A和B一共有多少" asks one total
         cut = max(text.rfind(w, 0, ask.start()) for w in ("是", "有", "为", "达", "各", "共"))
         if cut <= 0:
             return None
@@ -126,7 +129,9 @@ def _several(text: str, qualifiers: Qualifiers) -> QuestionShape | None:
     head = head.rstrip("，, ")
     if _WH_ANY.search(head):
         return None
-    subjects, tail = _subjects(head)
+    # Without "分别"/"各" only "和" joins two subjects: "与"/"及" more often sit inside a name
+    # ("重庆脑与智能科学中心", "认知计算理论及应用").
+    subjects, tail = _subjects(head, joins=_JOIN if cue is not None else _AND)
     if len(subjects) < 2:
         return None
     after = after.strip().replace("?", "？") or "是多少？"
@@ -134,10 +139,10 @@ def _several(text: str, qualifiers: Qualifiers) -> QuestionShape | None:
     return QuestionShape(Shape.FACTS, parts, qualifiers=qualifiers)
 
 
-def _subjects(head: str) -> tuple[list[str], str]:
+def _subjects(head: str, joins: re.Pattern = _JOIN) -> tuple[list[str], str]:
     """Split "A和B的焊装车间" into (["A", "B"], "的焊装车间"): the subjects and the words they share after."""
     pieces, at = [], 0
-    for m in _JOIN.finditer(head):
+    for m in joins.finditer(head):
         if _NOT_JOIN.search(head[max(0, m.start() - 2) : m.end() + 2]):
             continue
         pieces.append(head[at : m.start()])
