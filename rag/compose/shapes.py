@@ -85,6 +85,7 @@ def _comparison(text: str, qualifiers: Qualifiers) -> QuestionShape | None:
     if len(subjects) < 2:
         return None
     noun, adjective = match["noun"].strip("的 "), match["adj"]
+    noun = re.sub(r"^(?:工厂|公司|企业|城市|地方|区|县|学校|机构|平台)的", "", noun)  # "哪个工厂的机器人总数"
     verb = match["verb"].strip("的呢吗")
     if adjective in "早晚":
         ask = f"是什么时候{verb}的？" if verb else "是什么时候？"
@@ -103,10 +104,12 @@ def _difference(text: str, qualifiers: Qualifiers) -> QuestionShape | None:
         return None
     lead = _LEAD.match(a).group()
     subject_a, rest = _split_subject(a[len(lead):])
-    if _ENTITY_END.search(b) or textmod.names(b)[1]:
+    kind_a, kind_b = _ENTITY_END.search(subject_a), _ENTITY_END.search(b)
+    if kind_a and kind_b and kind_a.group() == kind_b.group() and rest:  # two factories: B takes A's "焊装车间的机器人"
         b_full = f"{lead}{b}{rest}"
-    else:  # "2025年重庆汽车产量比新能源汽车产量多多少" : B is a measure of the same year and place
+    else:  # "2025年重庆汽车产量比新能源汽车产量多多少": B is a measure of the same year and place
         b_full = _with_shared([a, b])[1]
+        subject_a = _short(a)
     unit = match["unit"].strip("？?")
     ask = "是什么时候？" if match["adj"] in "早晚" else f"是多少{unit if len(unit) <= 2 else ''}？"
     parts = (SubQuestion(f"{a}{ask}", _short(subject_a or a)), SubQuestion(f"{b_full}{ask}", _short(b)))
@@ -134,7 +137,7 @@ def _several(text: str, qualifiers: Qualifiers) -> QuestionShape | None:
     subjects, tail = _subjects(head, joins=_JOIN if cue is not None else _AND)
     if len(subjects) < 2:
         return None
-    after = after.strip().replace("?", "？") or "是多少？"
+    after = after.strip().lstrip("各").replace("?", "？") or "是多少？"
     parts = tuple(SubQuestion(f"{s}{tail}{after}", _short(s)) for s in _with_shared(subjects))
     return QuestionShape(Shape.FACTS, parts, qualifiers=qualifiers)
 
@@ -152,8 +155,10 @@ def _subjects(head: str, joins: re.Pattern = _JOIN) -> tuple[list[str], str]:
     if len(pieces) < 2 or any(len(p) < 2 for p in pieces):
         return [], ""
     last, tail = pieces[-1], ""
-    cut = re.search(r"的|，|,|在|于", last)
-    if cut is not None and cut.start() >= 2:
+    # "赛力斯超级工厂的焊装车间": the words after a named thing are shared; "实施的市自然科学基金项目" is all subject.
+    cut = re.search(r"，|,|(?<=[^，,]{2})的", last)
+    named = lambda t: _ENTITY_END.search(t) or textmod.names(t)[1]  # noqa: E731
+    if cut is not None and cut.start() >= 2 and (cut.group() != "的" or named(last[: cut.start()]) or _ENTITY_END.search(pieces[0])):
         last, tail = last[: cut.start()], last[cut.start() :]
     return pieces[:-1] + [last], tail
 
@@ -166,9 +171,14 @@ def _with_shared(subjects: list[str]) -> list[str]:
     rest = first[len(lead):]
     place = next((p for p in sorted(textmod.names(rest)[1], key=len, reverse=True) if rest.startswith(p)), "")
     shared_place = place if place and len(rest) > len(place) and not _ENTITY_END.search(rest) else ""
+    # "南岸区累计建成的市级数字化车间" and "先进级智能工厂": the second is also "南岸区累计建成的".
+    qualifier = rest[: rest.rfind("的") + 1] if "的" in rest else ""
     out = [first]
     for subject in subjects[1:]:
         own_lead = _LEAD.match(subject).group()
+        if qualifier and "的" not in subject and not textmod.names(subject)[1]:
+            out.append(("" if own_lead else lead) + qualifier + subject)
+            continue
         named = _ENTITY_END.search(subject) or textmod.names(subject)[1]
         prefix = ("" if own_lead else lead) + ("" if named else shared_place)
         out.append(prefix + subject)
