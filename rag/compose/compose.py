@@ -112,14 +112,15 @@ class Composer:
         clauses = [(units[i], m.start() + units[i][0], m.end() + units[i][0])
                    for i in range(max(0, at - 1), min(len(units), at + 2))
                    for m in _CLAUSE.finditer(text[slice(*units[i])])]
-        mine = next(((u, a, b) for u, a, b in clauses if a <= reading.answer[0] < b), None)
+        # The figure the reader gave, and the clause it sits in ("2025年，重庆汽车产量达278.8万辆" → 278.8万辆).
+        given = quantities(text[reading.answer[0] : reading.answer[1]])
+        if not given:
+            return reading
+        unit, at_figure = given[0].unit, reading.answer[0] + given[0].start
+        mine = next(((u, a, b) for u, a, b in clauses if a <= at_figure < b), None)
         if mine is None:
             return reading
         # Only to a figure of the same kind: "增长9.7%" must not move to "278.8万辆".
-        current = quantities(text[mine[1]:mine[2]])
-        unit = next((q.unit for q in current if q.start <= reading.answer[1] - mine[1] and q.end > reading.answer[0] - mine[1]), None)
-        if unit is None:
-            return reading
         figured = [(score(text[a:b]), u, a, b) for u, a, b in clauses
                    if any(q.unit == unit for q in quantities(text[a:b]))]
         if not figured:
