@@ -182,7 +182,8 @@ class Composer:
         if any(t.hit.chunk.id == reading.hit.chunk.id and t.answer[0] < b and a < t.answer[1] for t in taken):
             return "与另一部分是同一个数字"
         figure_asked = shape.shape is Shape.COMPARISON or _ASKS_FIGURE.search(sub.question)
-        if figure_asked and shape.shape is not Shape.QUALIFIED and _figure(_span(reading), shape.adjective) is None:
+        if (figure_asked and shape.shape is not Shape.QUALIFIED
+                and _figure(_span(reading), shape.adjective or _when(sub.question)) is None):
             return "答案中没有数字"
         if sub.subject and shape.shape in (Shape.COMPARISON, Shape.FACTS):
             if not _mentioned(sub.subject, text):
@@ -208,7 +209,7 @@ class Composer:
             citation = make_citation(self.index, n, f.reading.hit, *f.reading.quote, answer=f.reading.answer)
             short = _display(_span(f.reading))
             if shape.shape in (Shape.COMPARISON, Shape.FACTS):
-                figure = _figure(short, shape.adjective) if shape.adjective else _figure(short, "")
+                figure = _figure(short, shape.adjective or _when(f.sub.question))
                 short = figure.text if figure is not None and _ASKS_FIGURE.search(f.sub.question) else short
             quote = _display(citation.sentence)
             citations.append(citation)
@@ -292,8 +293,14 @@ def _span(reading: Reading) -> str:
 
 def _figure(short: str, adjective: str) -> Quantity | None:
     """The figure a comparison compares in a short answer: a date for "早/晚", else a quantity."""
-    found = dates(short) if adjective in "早晚" else quantities(short)
+    # "" is in every string: only a named "早"/"晚" (or "when") asks for a date.
+    found = dates(short) if adjective and adjective in "早晚" else quantities(short)
     return found[0] if found else None
+
+
+def _when(question: str) -> str:
+    """"早" when a sub-question asks for a time (its figure is a date), else ""."""
+    return "早" if re.search(r"什么时候|何时|哪天|哪一天|哪年|哪一年|日期", question) else ""
 
 
 def _keys(subject: str) -> list[str]:
