@@ -25,7 +25,9 @@ from rag.types import Answer, AnswerMode, Citation, Hit, Mode, Part, Shape
 LIST_ITEMS = 5  # a list answer quotes at most this many passages
 FURTHER = 5  # sentences read further when the first windows hold no fitting answer
 _LARGER = "多高大长快强晚"
-_CLAUSE = re.compile(r"[^，,；;。！？!?]+")
+_SAME_FIGURE = "与另一部分是同一个数字"
+_RATE = re.compile(r"增速|增长|增幅|比重|占比|比例|百分")  # asks a percentage
+_CLAUSE = re.compile(r"[^，,；;。！？!?、]+")  # "、" too: "数字化车间1231个、智能工厂211个" are two figures
 _ASKS_FIGURE = re.compile(r"多少|几[个家项台辆所次年成倍万亿%件篇名]|多大|多高|多长|比例|比重|占比|增速|规模")
 _OPPOSITE = dict(zip("多高大长快强晚少低小短慢弱早", "少低小短慢弱早多高大长快强晚"))
 
@@ -89,7 +91,7 @@ class Composer:
                 confidence = answerer.reading.confidence(reading.features)
                 yield self._realign(reading, question), confidence, profile
 
-    def _realign(self, reading: Reading, question: str) -> Reading:
+    def _realign(self, reading: Reading, question: str, avoid: Sequence[Reading] = ()) -> Reading:
         """Move a figure's answer to the clause, of its sentence or a neighbour, that names what was asked.
 
         The reader reads "2025年，重庆汽车产量达278.8万辆……；新能源汽车产量129.6万辆" and may answer the
@@ -121,12 +123,15 @@ class Composer:
         if mine is None:
             return reading
         # Only to a figure of the same kind: "增长9.7%" must not move to "278.8万辆".
+        taken = [t.answer for t in avoid if t.hit.chunk.id == hit.chunk.id]
+        free = lambda a, b: not any(x < b and a < y for x, y in taken)  # noqa: E731 - another part's figure
         figured = [(score(text[a:b]), u, a, b) for u, a, b in clauses
-                   if any(q.unit == unit for q in quantities(text[a:b]))]
+                   if free(a, b) and any(q.unit == unit for q in quantities(text[a:b]))]
         if not figured:
             return reading
-        best, span, a, b = max(figured, key=lambda x: x[0])
-        if best <= score(text[mine[1]:mine[2]]) + 1e-9:
+        # On a tie the reader's own sentence wins: a neighbour may be a plan ("到2027年……智能工厂40个").
+        best, span, a, b = max(figured, key=lambda x: (round(x[0], 6), x[1] == units[at]))
+        if best <= (score(text[mine[1]:mine[2]]) if free(mine[1], mine[2]) else 0.0) + 1e-9:
             return reading
         figure = next(q for q in quantities(text[a:b]) if q.unit == unit)
         answer = (a + figure.start, a + figure.end)
@@ -143,6 +148,10 @@ class Composer:
             if confidence < cut:
                 break  # as unsure as a plain answer that abstains: look no further
             reason = self._misfit(reading, sub, shape, others, taken)
+            if reason == _SAME_FIGURE:  # the reader gave the other part's figure: the sentence may hold this one's
+                moved = self._realign(reading, sub.question, avoid=taken)
+                reason = self._misfit(moved, sub, shape, others, taken) if moved is not reading else reason
+                reading = moved
             if reason:
                 notes.append(reason)
                 continue
@@ -180,11 +189,14 @@ class Composer:
         if reason:
             return reason
         if any(t.hit.chunk.id == reading.hit.chunk.id and t.answer[0] < b and a < t.answer[1] for t in taken):
-            return "与另一部分是同一个数字"
+            return _SAME_FIGURE
         figure_asked = shape.shape is Shape.COMPARISON or _ASKS_FIGURE.search(sub.question)
-        if (figure_asked and shape.shape is not Shape.QUALIFIED
-                and _figure(_span(reading), shape.adjective or _when(sub.question)) is None):
-            return "答案中没有数字"
+        if figure_asked and shape.shape is not Shape.QUALIFIED:
+            figure = _figure(_span(reading), shape.adjective or _when(sub.question))
+            if figure is None:
+                return "答案中没有数字"
+            if _RATE.search(sub.question) and figure.unit != "%":
+                return "答案不是百分比"
         if sub.subject and shape.shape in (Shape.COMPARISON, Shape.FACTS):
             if not _mentioned(sub.subject, text):
                 return f"段落没有提到{sub.subject}"
