@@ -18,6 +18,8 @@ import numpy as np
 
 from rag import text as textmod
 from rag.cite import make_citation
+from rag.compose.compose import Composer
+from rag.compose.shapes import recognise
 from rag.config import AnswerConfig, Settings, load_settings
 from rag.gloss import glossary_for
 from rag.index import Index
@@ -519,6 +521,12 @@ class Answerer:
         mode = Mode(mode or self.retrieval.mode)
         k = self.retrieval.k if k is None else k
         resolved = resolve_follow_up(question, history, self.index.mentions)
+        shape = recognise(resolved)
+        if shape.compositional and answer_mode is not AnswerMode.EXTRACTIVE and self.reader.available:
+            # Comparisons, several facts, lists and facts of a named year are answered by parts;
+            # every other question takes the plain path below, unchanged.
+            yield from self._composed(question, resolved, shape, answer_mode, mode, k, began)
+            return
         retriever = Retriever(self.index, self.retrieval)
         hits = retriever.run(resolved, mode=mode, k=k)
         timings = dict(retriever.timings)
@@ -546,6 +554,31 @@ class Answerer:
         yield from self._pieces(answer)
         timings["total"] = time.perf_counter() - began
         yield replace(answer, timings=timings)
+
+    def _composed(self, question, resolved, shape, answer_mode, mode, k, began) -> Iterator[str | Answer]:
+        """Yield the pieces and the answer composed of parts; an LLM, when asked for, writes it from them."""
+        answer = Composer(self).run(question, resolved, shape, mode, k)
+        timings = dict(answer.timings)
+        note = None
+        if answer_mode is AnswerMode.LLM:
+            from rag.llm import DISCARD, LLMAnswerer, LLMUnavailable
+
+            if not self.llm_available:
+                note = "no LLM is configured (set RAG_LLM_BASE_URL and RAG_LLM_MODEL); extractive answer shown"
+            elif answer.passages:
+                try:
+                    written = yield from LLMAnswerer(self.index, self.settings.llm).stream(
+                        question, resolved, answer.passages, mode, parts=answer.parts)
+                    timings.update(written.timings)
+                    timings["total"] = time.perf_counter() - began
+                    yield replace(written, timings=timings, shape=answer.shape, parts=answer.parts)
+                    return
+                except LLMUnavailable as exc:
+                    note = f"the LLM could not answer ({exc}); extractive answer shown"
+                    yield DISCARD
+        yield from self._pieces(answer)
+        timings["total"] = time.perf_counter() - began
+        yield replace(answer, timings=timings, notes=answer.notes + ((note,) if note else ()))
 
     @staticmethod
     def _pieces(answer: Answer) -> Iterator[str]:

@@ -142,6 +142,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=["all", "heldout", "train"], default="all",
                    help="with --squad: ask only the questions of the reader's held-out (or training) articles; "
                         "every paragraph is still indexed")
+    p.add_argument("--compositional", type=Path, nargs="?", const=Path("eval") / "compositional.jsonl", default=None,
+                   metavar="FILE", help="score answers composed of parts (comparisons, several facts, lists, a named "
+                                        "year) on FILE (default: eval/compositional.jsonl) instead")
     _add_paths(p)
     p.set_defaults(func=cmd_eval)
 
@@ -454,6 +457,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.compositional is not None:
+        return _eval_compositional(args)
     from rag import evaluation as evaluate
 
     from rag.types import AnswerMode, Mode
@@ -487,6 +492,34 @@ def cmd_eval(args: argparse.Namespace) -> int:
         own = Path(args.gold).resolve() == DEFAULT_GOLD.resolve()
         name = "latest.md" if own else f"latest-{Path(args.gold).stem}.md"
         print(f"summary: {evaluate.write_latest(report, out / name)}")
+    return 0
+
+
+def _eval_compositional(args: argparse.Namespace) -> int:
+    from rag.answer import Answerer
+    from rag.evaluation import compositional
+    from rag.retrieve import RetrievalConfig
+
+    try:
+        questions = compositional.load_set(args.compositional)
+    except (OSError, ValueError) as exc:
+        raise UserError(str(exc)) from exc
+    questions = questions[: args.limit] if args.limit else questions
+    index = open_index(args.index, args.docs, strict=True, long_lived=True)
+    answerer = Answerer(index, RetrievalConfig(k=args.answer_k or RetrievalConfig().k))
+    if not answerer.reader.available:
+        raise UserError(f"composed answers need the reader: torch and its adapter in {answerer.reader.folder}")
+    report = compositional.run(lambda q: answerer.run(q, answer_mode="reader"), questions, progress=_progress_bar())
+    summary = compositional.format_report(report, questions)
+    print(summary)
+    if args.limit is None:
+        from rag.evaluation import default_out_dir
+
+        out = args.out if args.out is not None else default_out_dir()  # the data folder, not the checkout
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"latest-{Path(args.compositional).stem}.md"
+        path.write_text(summary, encoding="utf-8")
+        print(f"summary: {path}")
     return 0
 
 

@@ -19,7 +19,7 @@ from rag.cite import make_citation
 from rag.config import LLMConfig
 from rag.index import Index
 from rag.injection import is_instruction
-from rag.types import Answer, AnswerMode, Citation, Hit, Mode
+from rag.types import Answer, AnswerMode, Citation, Hit, Mode, Part
 
 SYSTEM_PROMPT = """你是一名严谨的资料分析助手，只根据用户提供的编号资料回答问题。
 规则：
@@ -53,16 +53,30 @@ DISCARD = Discard("")
 _DONE = object()
 
 
-def build_messages(question: str, hits: Sequence[Hit], index: Index) -> list[dict[str, str]]:
-    """Return the chat messages: the rules, then the numbered passages as data, then the question."""
+def build_messages(question: str, hits: Sequence[Hit], index: Index, parts: Sequence[Part] = ()) -> list[dict[str, str]]:
+    """Return the chat messages: the rules, then the numbered passages as data, then the parts the
+    reader found for a composed question (rag.compose), then the question."""
     blocks = []
     for n, hit in enumerate(hits, 1):
         doc = index.documents[hit.chunk.doc_id]
         # Passage text cannot close the data block early, nor carry instructions.
         body = _DATA_TAG.sub("", redact_instructions(hit.chunk.text))
         blocks.append(f"[{n}] 《{doc.title}》{f'（{doc.date}）' if doc.date else ''}\n{body}")
-    user = "<资料>\n" + "\n\n".join(blocks) + "\n</资料>\n\n问题：" + question
+    user = "<资料>\n" + "\n\n".join(blocks) + "\n</资料>\n\n" + _parts_block(parts, hits) + "问题：" + question
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+def _parts_block(parts: Sequence[Part], hits: Sequence[Hit]) -> str:
+    """The sub-questions of a composed question with the short answers found and their passage numbers."""
+    if not parts:
+        return ""
+    numbers = {hit.chunk.id: n for n, hit in enumerate(hits, 1)}
+    lines = []
+    for part in parts:
+        n = numbers.get(part.citation.chunk_id) if part.citation else None
+        found = f"{part.short}（资料[{n}]）" if part.short and n else "资料中没有找到"
+        lines.append(f"- {part.question} {found}")
+    return "分项查到的答案（逐项核对后作答；没有找到的分项如实说明，不要推测）：\n" + "\n".join(lines) + "\n\n"
 
 
 def redact_instructions(passage: str) -> str:
@@ -103,12 +117,14 @@ class LLMAnswerer:
             )
         return self._client
 
-    def stream(self, question: str, resolved: str, hits: Sequence[Hit], mode: Mode) -> Generator[str, None, Answer]:
-        """Yield tokens as they arrive; return the validated Answer. Raises LLMUnavailable on failure."""
+    def stream(self, question: str, resolved: str, hits: Sequence[Hit], mode: Mode,
+               parts: Sequence[Part] = ()) -> Generator[str, None, Answer]:
+        """Yield tokens as they arrive; return the validated Answer. Raises LLMUnavailable on failure.
+        A composed question's `parts` (rag.compose) go to the model with the passages."""
         began = time.perf_counter()
         if not hits:
             raise LLMUnavailable("no passages were retrieved")
-        messages = build_messages(resolved, hits, self.index)
+        messages = build_messages(resolved, hits, self.index, parts)
         pieces: list[str] = []
         call = None
         try:

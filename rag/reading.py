@@ -104,17 +104,25 @@ class ReaderAnswerer:
 
     def read(self, question: str, windows: Sequence[ReadingWindow], unseen: float) -> Reading | None:
         """Return the best reading of `windows`, or None when there is nothing to read."""
+        readings = self.read_all(question, windows, unseen)
+        return readings[0] if readings else None
+
+    def read_all(self, question: str, windows: Sequence[ReadingWindow], unseen: float) -> list[Reading]:
+        """Return one reading per window that holds a span, best first; each one's features rank it
+        against those after it, so a caller that passes over the first can still gauge the next."""
         if not windows:
-            return None
+            return []
         spans = self.reader.read(question, [w.text for w in windows])
         found = [(w, s) for w, s in zip(windows, spans) if s is not None]
-        if not found:
-            return None
         # The sentence scorer's ranking as a prior (weight chosen on eval/calibration.jsonl: it took the
         # first adapter's answer-sentence containment from 0.70 to 0.80; for the retrained one it keeps
         # abstention F1 at 0.76 against 0.73 without it, containment being 0.93 either way).
         found = rank_readings(found)
-        window, span = found[0]
+        return [self._reading(found[i:], unseen) for i in range(len(found))]
+
+    @staticmethod
+    def _reading(ranked: Sequence, unseen: float) -> Reading:
+        window, span = ranked[0]
         text = window.hit.chunk.text
         a, b = window.start + span.start, window.start + span.end
         # No space or separator at either edge ("：3125.6" read from a table row's "列名：值").
@@ -123,7 +131,7 @@ class ReaderAnswerer:
         while b - a > 1 and (text[b - 1].isspace() or text[b - 1] in _EDGE_SEPARATORS):
             b -= 1
         answer = whole_span(text, a, b)
-        return Reading(window.hit, answer, quote_span(window, answer), reading_features(found, unseen))
+        return Reading(window.hit, answer, quote_span(window, answer), reading_features(ranked, unseen))
 
     def confidence(self, features: dict[str, float]) -> float:
         """Return the calibrated probability that the reading answers the question."""

@@ -142,6 +142,26 @@ class Citation:
     answer_orig_end: int | None = None
 
 
+class Shape(str, Enum):
+    """What a question asks for beyond one span (rag.compose.shapes)."""
+
+    PLAIN = "plain"  # one fact: today's path
+    COMPARISON = "comparison"  # "A和B哪个更多", "A比B多多少"
+    FACTS = "facts"  # several facts at once: "A和B分别是多少"
+    LIST = "list"  # "有哪些", "哪几个": every passage that answers
+    QUALIFIED = "qualified"  # one fact of a named year or time ("2025年…", "目前…")
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part of a composed answer: the sub-question asked, its short answer and where it comes from."""
+
+    question: str
+    short: str  # "" when the part was not found
+    citation: Citation | None = None
+    note: str = ""  # why the part is missing ("资料只给出2026年的目标"), when it is
+
+
 @dataclass(frozen=True)
 class Answer:
     """The result of answering one question."""
@@ -159,6 +179,8 @@ class Answer:
     unsupported: tuple[str, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
     short: str = ""  # the short answer ("200亿元") when the reader found one; `text` starts with it
+    shape: Shape = Shape.PLAIN
+    parts: tuple[Part, ...] = ()  # a composed answer's parts, in the question's order; each cites one sentence
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict of the answer."""

@@ -261,3 +261,19 @@ def test_a_bad_timeout_in_the_config_file_names_the_file(tmp_path):
     config.write_text('[llm]\nbase_url = "http://127.0.0.1:1/v1"\nmodel = "q"\ntimeout = "soon"\n', encoding="utf-8")
     problem = load_settings(config, environ={}).llm.problem
     assert "`timeout` under [llm]" in problem and "rag.toml" in problem and "'soon'" in problem
+
+
+def test_a_composed_question_gives_the_llm_its_parts(seed_index):
+    """The reader's parts of a comparison go to the model as context, each with its passage number."""
+    def reply(request):
+        return 200, f"长安数智工厂更多：471台[{_cite(request, '471台')}]。", 0.0
+
+    with FakeChatServer(reply) as server:
+        answerer = _answerer(seed_index, server.url)
+        if not answerer.reader.available:
+            pytest.skip("the reader needs torch and its adapter")
+        answer = answerer.run("长安数智工厂和赛力斯超级工厂的焊装车间，哪个机器人更多？", answer_mode="llm")
+    prompt = server.requests[0]["messages"][1]["content"]
+    n = _cite(server.requests[0], "471台")
+    assert "分项查到的答案" in prompt and f"471台（资料[{n}]）" in prompt and "300多台" in prompt
+    assert answer.mode.value == "llm" and answer.shape.value == "comparison" and len(answer.parts) == 2
