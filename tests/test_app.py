@@ -401,7 +401,7 @@ def test_rag_chat_serves_a_stale_index_at_once_and_updates_it_in_the_background(
 
     page_up, seen = threading.Event(), []
 
-    def serve(kb, host, port):
+    def serve(kb, host, port, **_):
         seen.append((kb, "ferry" in kb.index.documents))
         page_up.set()
 
