@@ -80,6 +80,9 @@ class DocumentRow:
 def safe_name(raw: str) -> str:
     """Return the bare, NFKC-normalized file name of an upload; raise UploadError if it is unsafe."""
     name = unicodedata.normalize("NFKC", str(raw or ""))
+    # Format characters are invisible: U+202E (right-to-left override) could show "报告\u202Efdp.exe" as
+    # "报告exe.pdf"; zero-width ones make two names look alike. They are dropped, so the name shows as it is.
+    name = "".join(c for c in name if unicodedata.category(c) != "Cf")
     name = name.replace("\\", "/").rsplit("/", 1)[-1].strip()  # browsers may send a path; keep the last part
     if not name or name.startswith("."):
         raise UploadError(f"文件名“{name}”无效：不能为空或以点开头")

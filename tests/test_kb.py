@@ -59,6 +59,14 @@ def docx_bytes() -> bytes:
 # --- names -------------------------------------------------------------------------------------
 
 
+def test_a_name_with_bidirectional_or_invisible_characters_shows_as_it_is():
+    # Issue 37 item 7: U+202E made "报告\u202Etxt.pdf" display as "报告fdp.txt" and was stored as given.
+    assert safe_name("报告\u202Etxt.pdf") == "报告txt.pdf"
+    assert safe_name("资\u200b料\u2066.txt") == "资料.txt"
+    with pytest.raises(UploadError, match="不支持的文件类型"):
+        safe_name("报告\u202Efdp.exe")
+
+
 @pytest.mark.parametrize(
     "raw, name",
     [
