@@ -21,6 +21,9 @@ _TARGET_QUESTION = re.compile(r"将|目标|力争|计划|预计|争取|规划|�
 _CLAUSE = re.compile(r"[，,；;。！？!?]")
 # Place words that name no particular place ("全市", "本区"), so never count as another place.
 _GENERIC_PLACE = re.compile(r"^(全|本|该|各|此|我)")
+# A domain term taught to jieba (rag/data/domain_terms.txt, "两江新区") loses its place tag ('x'):
+# such a word still names a place when it ends like one.
+_PLACE_TERM = re.compile(r"..+(?:新区|开发区|自贸区|园区|区|县|市|省|镇|乡)$")
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ def places(text: str) -> frozenset[str]:
     """Return the place names jieba tags in `text`, adjacent ones joined ("两江"+"新区" → "两江新区")."""
     out, run = set(), ""
     for word, flag in textmod.tagged_words(text):
-        if flag == "ns":
+        if flag == "ns" or (flag == "x" and _PLACE_TERM.match(word)):
             run += word
             continue
         if len(run) >= 2 and not _GENERIC_PLACE.match(run):
