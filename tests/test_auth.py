@@ -121,17 +121,13 @@ def test_rag_chat_exposed_with_insecure_no_auth_serves_with_a_warning(docs_copy,
 PASSWORD = "correct horse battery"
 
 
-def test_an_anonymous_client_of_a_locked_page_can_ask_but_changes_nothing(docs_copy, index_copy, embedder, tmp_path,
-                                                                          monkeypatch):
+def test_an_anonymous_client_of_a_locked_page_can_ask_but_changes_nothing(kb, docs_copy, tmp_path, monkeypatch):
     from gradio_client import Client, handle_file
 
-    from rag.kb import KnowledgeBase
     from tests.test_app import running_app
 
     upload_dir = tmp_path / "gradio"
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(upload_dir))
-    kb = KnowledgeBase(docs_copy, index_copy, embedder)
-    kb.load()
     before = sorted(p.name for p in docs_copy.iterdir())
     poisoned = tmp_path / "poison.txt"
     poisoned.write_text("渝北区人工智能产业基金\n\n渝北区人工智能产业基金规模是1元。\n", encoding="utf-8")
@@ -155,15 +151,12 @@ def test_an_anonymous_client_of_a_locked_page_can_ask_but_changes_nothing(docs_c
     assert [p.name for p in upload_dir.rglob("poison.txt")] == []
 
 
-def test_a_reader_password_guards_the_whole_page_and_its_api(docs_copy, index_copy, embedder, tmp_path):
+def test_a_reader_password_guards_the_whole_page_and_its_api(kb, tmp_path):
     import httpx
     from gradio_client import Client
 
-    from rag.kb import KnowledgeBase
     from tests.test_app import running_app
 
-    kb = KnowledgeBase(docs_copy, index_copy, embedder)
-    kb.load()
     auth = AuthConfig(editor_password=PASSWORD, reader_password="reader-password")
     with running_app(kb, tmp_path / "reports", auth=auth) as url:
         assert httpx.get(f"{url}/config", timeout=30).status_code in (401, 403)
@@ -173,15 +166,11 @@ def test_a_reader_password_guards_the_whole_page_and_its_api(docs_copy, index_co
         assert len(reader.predict(api_name="/documents")) == 5
 
 
-def test_the_knowledge_tab_refuses_changes_without_the_editor_password(docs_copy, index_copy, embedder, tmp_path,
-                                                                       monkeypatch):
+def test_the_knowledge_tab_refuses_changes_without_the_editor_password(kb, docs_copy, tmp_path, monkeypatch):
     from rag.app.layout import ChatApp
-    from rag.kb import KnowledgeBase
 
     upload_dir = tmp_path / "gradio"
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(upload_dir))
-    kb = KnowledgeBase(docs_copy, index_copy, embedder)
-    kb.load()
     app = ChatApp(kb, auth=AuthConfig(editor_password=PASSWORD))
     upload = app.state.upload_dir / "abc" / "ferry.txt"
     upload.parent.mkdir(parents=True)
